@@ -1,0 +1,5 @@
+import sys
+
+from kcm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""The command line: argparse only; a command's module is imported when it runs."""
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from kcm import __version__
+from kcm.errors import KcmError
+
+STRATEGIES = ("packed", "spread")
+
+# Subcommands in help order: name -> (module under kcm.commands or None, summary).
+COMMANDS: dict[str, tuple[str | None, str]] = {
+    "init": ("init", "create the configuration directory with pools for this node"),
+    "discover": (None, "advertise exclusive pools as node extended resources"),
+    "describe": ("describe", "show pools, CPU lists and tasks"),
+    "reconcile": ("reconcile", "free CPU lists held by dead processes"),
+    "isolate": ("isolate", "run a command pinned to CPUs taken from a pool"),
+    "install": (None, "put a self-contained kcm binary on the host"),
+    "node-report": (None, "report the node's topology, pools and checks"),
+    "cluster-init": (None, "set up kcm on cluster nodes in one command"),
+    "uninstall": (None, "remove what kcm added to the node"),
+    "webhook": (None, "serve the mutating admission webhook"),
+    "manifests": (None, "print the Kubernetes manifests for kcm"),
+}
+
+# isolate's options that take a value, for splitting its argv from the command.
+_ISOLATE_VALUE_OPTIONS = ("--conf-dir", "--pool", "--num-cores", "--socket-id", "--numa-node")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _conf_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf-dir", metavar="DIR",
+                        help="configuration directory (default $KCM_CONF_DIR or /etc/kcm)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kcm", description="kcm: a CPU manager for Kubernetes nodes.")
+    parser.add_argument("--version", action="version", version=f"kcm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parsers = {name: sub.add_parser(name, help=summary, description=summary)
+               for name, (_, summary) in COMMANDS.items()}
+
+    init = parsers["init"]
+    _conf_dir(init)
+    init.add_argument("--num-dp-cores", type=_positive_int, default=4, metavar="N",
+                      help="physical cores in the exclusive dataplane pool (default 4)")
+    init.add_argument("--num-cp-cores", type=_positive_int, default=1, metavar="N",
+                      help="physical cores in the shared controlplane pool (default 1)")
+    init.add_argument("--dp-mode", choices=STRATEGIES, default="packed",
+                      help="packed: as few NUMA nodes as possible; spread: across NUMA nodes")
+    init.add_argument("--cp-mode", choices=STRATEGIES, default="packed",
+                      help="as --dp-mode, for the controlplane pool")
+
+    describe = parsers["describe"]
+    _conf_dir(describe)
+    describe.add_argument("--output", choices=("json", "table"), default="json")
+
+    reconcile = parsers["reconcile"]
+    _conf_dir(reconcile)
+    reconcile.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                           help="repeat every SECONDS until SIGTERM "
+                                "(default $KCM_RECONCILE_SLEEP_TIME, else run once)")
+
+    isolate = parsers["isolate"]
+    _conf_dir(isolate)
+    isolate.add_argument("--pool", required=True, help="pool to take CPUs from")
+    isolate.add_argument("--num-cores", type=_positive_int, metavar="N",
+                         help="CPU lists to take from an exclusive pool "
+                              "(default $KCM_NUM_CORES, else 1)")
+    where = isolate.add_mutually_exclusive_group()
+    where.add_argument("--socket-id", type=int, metavar="N", help="only CPUs of this socket")
+    where.add_argument("--numa-node", type=int, metavar="N", help="only CPUs of this NUMA node")
+    isolate.add_argument("--no-affinity", action="store_true",
+                         help="do not pin; only set KCM_CPUS_ASSIGNED for the command")
+    isolate.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]",
+                         help="the command to run, without a shell")
+    return parser
+
+
+def split_isolate_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``isolate``'s arguments into its options and the command.
+
+    Options end at the first ``--`` or the first word that is not an option; the
+    first ``--`` is dropped wherever it stands, so the manual's
+    ``kcm isolate --pool=infra sleep -- inf`` runs ``sleep inf``.
+    """
+    options: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--" or not word.startswith("-"):
+            break
+        options.append(word)
+        if word in _ISOLATE_VALUE_OPTIONS and index + 1 < len(argv):
+            options.append(argv[index + 1])
+            index += 1
+        index += 1
+    command = list(argv[index:])
+    if "--" in command:
+        command.remove("--")
+    return options, command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] | None = None
+    if args_in and args_in[0] == "isolate":
+        options, command = split_isolate_argv(args_in[1:])
+        args_in = ["isolate", *options]
+    parser = build_parser()
+    args = parser.parse_args(args_in)
+    if command is not None:
+        if not command:
+            print("kcm isolate: error: a COMMAND to run is required", file=sys.stderr)
+            return 2
+        args.command_argv = command
+    module_name, _ = COMMANDS[args.command]
+    if module_name is None:
+        print(f"kcm: the {args.command} command is not available in kcm {__version__}",
+              file=sys.stderr)
+        return 1
+    try:
+        module = importlib.import_module(f"kcm.commands.{module_name}")
+        return module.run(args)
+    except KcmError as error:
+        print(f"kcm: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130

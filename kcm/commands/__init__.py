@@ -1,0 +1,1 @@
+"""One module per subcommand: orchestration only, imported when the command runs."""

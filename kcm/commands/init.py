@@ -1,0 +1,26 @@
+"""``kcm init``: lay out the pools for this node in a new configuration directory."""
+
+import argparse
+
+from kcm import log
+from kcm.allocate import plan_pools
+from kcm.cpuset import format_cpulist
+from kcm.env import read_node_topology
+from kcm.state import ConfigDir, conf_dir_from
+
+
+def run(args: argparse.Namespace) -> int:
+    topology = read_node_topology()
+    for warning in topology.warnings:
+        log.warning(warning)
+    plans = plan_pools(topology, args.num_dp_cores, args.num_cp_cores, args.dp_mode, args.cp_mode)
+    conf = ConfigDir(conf_dir_from(args.conf_dir))
+    created = conf.create([(plan.name, plan.exclusive, list(plan.cpu_lists)) for plan in plans])
+    if not created:
+        log.info(f"{conf.path} already holds these pools; nothing to do")
+        return 0
+    for plan in plans:
+        lists = " ".join(format_cpulist(cpus) for cpus in plan.cpu_lists)
+        kind = "exclusive" if plan.exclusive else "shared"
+        log.info(f"pool {plan.name} ({kind}): {lists}")
+    return 0

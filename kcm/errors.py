@@ -1,0 +1,34 @@
+"""The one error family of kcm: every foreseeable failure is a KcmError.
+
+The CLI turns any of them into one ``kcm: ...`` line on stderr and an exit code.
+"""
+
+
+class KcmError(Exception):
+    """A failure kcm reports to its user; the message names what and where."""
+
+    exit_code = 1
+
+
+class CpuListError(KcmError):
+    """Text that is not a valid Linux CPU list."""
+
+
+class TopologyError(KcmError):
+    """The machine's topology could not be read from sysfs."""
+
+
+class ConfigError(KcmError):
+    """The configuration directory is missing, malformed or not ours."""
+
+
+class LockTimeout(KcmError):
+    """The configuration directory's lock was not obtained in time."""
+
+
+class AllocationError(KcmError):
+    """No CPUs satisfy a request: too few, pool full, unknown pool."""
+
+
+class ProcessError(KcmError):
+    """A process could not be inspected or started."""

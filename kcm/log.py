@@ -1,0 +1,29 @@
+"""Diagnostics on stderr, filtered by ``KCM_LOG_LEVEL``; no logging import on the
+``isolate`` start-up path."""
+
+import os
+import sys
+
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+
+
+def _enabled(level: str) -> bool:
+    wanted = os.environ.get("KCM_LOG_LEVEL", "INFO").upper()
+    return _LEVELS[level] >= _LEVELS.get(wanted, 20)
+
+
+def log(level: str, message: str) -> None:
+    if _enabled(level):
+        print(f"kcm: {level.lower()}: {message}", file=sys.stderr, flush=True)
+
+
+def warning(message: str) -> None:
+    log("WARNING", message)
+
+
+def info(message: str) -> None:
+    log("INFO", message)
+
+
+def debug(message: str) -> None:
+    log("DEBUG", message)

@@ -1,0 +1,471 @@
+"""The configuration directory: the only code that reads or writes its files.
+
+Layout (compatible with the operator manual)::
+
+    <conf-dir>/lock                              flock(2) target
+    <conf-dir>/pools/<pool>/exclusive            "1" or "0"
+    <conf-dir>/pools/<pool>/<cpulist>/tasks      comma-separated host PIDs
+    <conf-dir>/pools/<pool>/<cpulist>/task-info  kcm's own: one line per task,
+                                                 "PID START CHILD CHILD_START"
+
+``task-info`` lets reconcile tell a reused PID from the original (start times from
+``/proc/PID/stat``) and keep a CPU list held while the workload outlives a killed
+``kcm isolate``. It is written before ``tasks`` when a task is added and after it
+when one is removed, so it always covers every PID in ``tasks``; a PID without a
+line (a directory written by hand) is judged by existence alone.
+
+Every write goes to a ``.kcm-tmp-*`` file, is fsynced, renamed into place and the
+directory fsynced. Readers skip ``.kcm-tmp-*`` debris a crash may leave; reconcile
+removes it. Anything else unexpected (symlinks, unknown files, bad names or
+contents, overlapping CPU lists) is a ConfigError naming the path.
+"""
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
+from kcm.errors import ConfigError, CpuListError, LockTimeout
+
+DEFAULT_CONF_DIR = "/etc/kcm"
+DEFAULT_LOCK_TIMEOUT = 30.0
+TMP_PREFIX = ".kcm-tmp-"
+_POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_MAX_FILE = 1 << 20
+
+
+@dataclass(frozen=True)
+class Task:
+    """A ``kcm isolate`` process holding a CPU list (host PIDs, start times in ticks)."""
+
+    pid: int
+    start: int | None = None
+    child: int | None = None
+    child_start: int | None = None
+
+
+@dataclass
+class CpuList:
+    name: str
+    """The directory name, as on disk."""
+    cpus: CpuSet
+    tasks: list[Task] = field(default_factory=list)
+
+
+@dataclass
+class Pool:
+    name: str
+    exclusive: bool
+    cpu_lists: dict[str, CpuList] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    path: str
+    pools: dict[str, Pool]
+
+    def pool(self, name: str) -> Pool:
+        try:
+            return self.pools[name]
+        except KeyError:
+            known = ", ".join(sorted(self.pools)) or "none"
+            raise ConfigError(f"unknown pool {name!r} in {self.path} (pools: {known})") from None
+
+
+def conf_dir_from(value: str | None) -> str:
+    return value or os.environ.get("KCM_CONF_DIR") or DEFAULT_CONF_DIR
+
+
+def lock_timeout() -> float:
+    text = os.environ.get("KCM_LOCK_TIMEOUT", "")
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"KCM_LOCK_TIMEOUT must be a number of seconds, not {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"KCM_LOCK_TIMEOUT must not be negative ({text})")
+    return value
+
+
+class ConfigDir:
+    """One configuration directory on disk."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.last_lock_wait = 0.0
+
+    def _join(self, *parts: str) -> str:
+        return os.path.join(self.path, *parts)
+
+    # -- locking ---------------------------------------------------------------
+
+    @contextmanager
+    def locked(self, shared: bool = False, timeout: float | None = None) -> Iterator[None]:
+        """Hold the directory's flock; wait at most ``timeout`` (KCM_LOCK_TIMEOUT)."""
+        self._check_root()
+        limit = lock_timeout() if timeout is None else timeout
+        lock_path = self._join("lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            raise ConfigError(f"cannot open lock file {lock_path}: {error.strerror}") from None
+        try:
+            self._acquire(fd, shared, limit, lock_path)
+            yield
+        finally:
+            os.close(fd)
+
+    def _acquire(self, fd: int, shared: bool, limit: float, lock_path: str) -> None:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        started = time.monotonic()
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                self.last_lock_wait = time.monotonic() - started
+                return
+            except BlockingIOError:
+                pass
+            except OSError as error:
+                raise ConfigError(f"cannot lock {lock_path}: {error.strerror}") from None
+            waited = time.monotonic() - started
+            if waited >= limit:
+                raise LockTimeout(
+                    f"timed out after {limit:g}s waiting for the lock {lock_path} "
+                    "(KCM_LOCK_TIMEOUT); another kcm process holds it"
+                )
+            time.sleep(min(pause, limit - waited))
+            pause = min(pause * 2, 0.02)
+
+    def _check_root(self) -> None:
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"configuration directory {self.path} does not exist (run kcm init)"
+            ) from None
+        except OSError as error:
+            raise ConfigError(f"cannot access {self.path}: {error.strerror}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise ConfigError(f"{self.path} is a symlink; kcm does not follow symlinks")
+        if not stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{self.path} is not a directory")
+
+    # -- reading -----------------------------------------------------------------
+
+    def load(self) -> Config:
+        """Read and validate the whole directory (call under the lock)."""
+        self._check_root()
+        entries = _entries(self.path)
+        for name, kind in entries.items():
+            if name == "lock" and kind == "file" or name == "pools" and kind == "dir":
+                continue
+            raise ConfigError(f"unexpected {kind} {self._join(name)} in configuration directory")
+        if "pools" not in entries:
+            raise ConfigError(f"{self.path} is not a kcm configuration directory (no pools/; "
+                              "run kcm init)")
+        pools_dir = self._join("pools")
+        pools = {}
+        for name, kind in sorted(_entries(pools_dir).items()):
+            path = os.path.join(pools_dir, name)
+            if kind != "dir" or not _POOL_NAME.fullmatch(name):
+                raise ConfigError(f"bad pool {kind} name {path}")
+            pools[name] = _load_pool(path, name)
+        config = Config(self.path, pools)
+        _check_disjoint(config)
+        return config
+
+    # -- writing -----------------------------------------------------------------
+
+    def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task]) -> None:
+        """Replace a CPU list's tasks on disk (call under the lock) and in ``cpu_list``.
+
+        ``task-info`` always covers every PID of ``tasks``, even after a crash
+        between the two writes.
+        """
+        directory = self._join("pools", pool, cpu_list.name)
+        old_info = _format_info(cpu_list.tasks)
+        merged = {task.pid: task for task in cpu_list.tasks}
+        merged.update({task.pid: task for task in tasks})
+        covering = _format_info(merged.values())
+        if covering != old_info:
+            _atomic_write(os.path.join(directory, "task-info"), covering)
+        _atomic_write(os.path.join(directory, "tasks"), _format_tasks(tasks))
+        final = _format_info(tasks)
+        if final != covering:
+            _atomic_write(os.path.join(directory, "task-info"), final)
+        cpu_list.tasks = list(tasks)
+
+    def remove_debris(self) -> list[str]:
+        """Delete ``.kcm-tmp-*`` files left by crashed writers (call under the lock)."""
+        removed = []
+        for directory, dirs, files in os.walk(self.path):
+            for name in files + dirs:
+                if name.startswith(TMP_PREFIX):
+                    path = os.path.join(directory, name)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        _unlink_quietly(path)
+                    removed.append(path)
+            dirs[:] = [name for name in dirs if not name.startswith(TMP_PREFIX)]
+        return removed
+
+    def create(self, pools: Iterable[tuple[str, bool, list[CpuSet]]]) -> bool:
+        """Create the directory with these pools; False if it already holds exactly them.
+
+        The pools are built in a temporary directory inside the target and renamed
+        into place as a whole, so a failed or killed init leaves no half directory
+        (the target itself may be a mount point, so it is never renamed).
+        """
+        wanted = {name: (exclusive, sorted(map(sorted, lists))) for name, exclusive, lists in pools}
+        created = self._make_root()
+        try:
+            with self.locked():
+                existing = self._existing_layout()
+                if existing is not None:
+                    if existing == wanted:
+                        return False
+                    raise ConfigError(
+                        f"{self.path} is already initialised with different pools or CPU lists; "
+                        "remove it first to re-initialise"
+                    )
+                self._build(wanted)
+                return True
+        except BaseException:
+            if created:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def _make_root(self) -> bool:
+        try:
+            os.mkdir(self.path, 0o755)
+            return True
+        except FileExistsError:
+            self._check_root()
+            return False
+        except OSError as error:
+            raise ConfigError(f"cannot create {self.path}: {error.strerror}") from None
+
+    def _existing_layout(self) -> dict | None:
+        entries = _entries(self.path)
+        if "pools" in entries:
+            config = self.load()
+            return {
+                name: (pool.exclusive, sorted(sorted(cl.cpus) for cl in pool.cpu_lists.values()))
+                for name, pool in config.pools.items()
+            }
+        foreign = [name for name in entries if name != "lock"]
+        if foreign:
+            raise ConfigError(
+                f"{self.path} is not empty and not a kcm configuration directory "
+                f"(found {', '.join(sorted(foreign)[:3])})"
+            )
+        return None
+
+    def _build(self, wanted: dict) -> None:
+        staging = self._join(f"{TMP_PREFIX}init-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            root = os.path.join(staging, "pools")
+            os.makedirs(root)
+            for name, (exclusive, lists) in sorted(wanted.items()):
+                pool_dir = os.path.join(root, name)
+                os.mkdir(pool_dir)
+                _write_synced(os.path.join(pool_dir, "exclusive"), "1" if exclusive else "0")
+                for cpus in lists:
+                    list_dir = os.path.join(pool_dir, format_cpulist(cpus))
+                    os.mkdir(list_dir)
+                    _write_synced(os.path.join(list_dir, "tasks"), "")
+                    _fsync_dir(list_dir)
+                _fsync_dir(pool_dir)
+            _fsync_dir(root)
+            os.rename(root, self._join("pools"))
+            _fsync_dir(self.path)
+        except OSError as error:
+            raise ConfigError(f"cannot write {self.path}: {error.strerror}") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _load_pool(path: str, name: str) -> Pool:
+    entries = _entries(path)
+    if entries.get("exclusive") != "file":
+        raise ConfigError(f"pool {name}: missing file {os.path.join(path, 'exclusive')}")
+    flag = _read_text(os.path.join(path, "exclusive")).strip()
+    if flag not in ("0", "1"):
+        raise ConfigError(f"{os.path.join(path, 'exclusive')}: expected 0 or 1, found {flag!r}")
+    pool = Pool(name, flag == "1")
+    for entry, kind in sorted(entries.items()):
+        if entry == "exclusive":
+            continue
+        entry_path = os.path.join(path, entry)
+        if kind != "dir":
+            raise ConfigError(f"unexpected {kind} {entry_path} in pool {name}")
+        try:
+            cpus = parse_cpulist(entry)
+        except CpuListError as error:
+            raise ConfigError(f"bad CPU list directory {entry_path}: {error}") from None
+        if not cpus:
+            raise ConfigError(f"bad CPU list directory {entry_path}: empty")
+        pool.cpu_lists[entry] = CpuList(entry, cpus, _load_tasks(entry_path))
+    return pool
+
+
+def _load_tasks(path: str) -> list[Task]:
+    entries = _entries(path)
+    for entry, kind in entries.items():
+        if entry in ("tasks", "task-info") and kind == "file":
+            continue
+        raise ConfigError(f"unexpected {kind} {os.path.join(path, entry)} in CPU list")
+    tasks_path = os.path.join(path, "tasks")
+    text = _read_text(tasks_path).strip() if "tasks" in entries else ""
+    pids = [] if not text else [_pid(item, tasks_path) for item in text.split(",")]
+    if len(set(pids)) != len(pids):
+        raise ConfigError(f"{tasks_path}: a PID is listed twice ({text})")
+    info = {}
+    if "task-info" in entries:
+        info = _parse_info(os.path.join(path, "task-info"))
+    return [info.get(pid, Task(pid)) for pid in pids]
+
+
+def _pid(text: str, path: str) -> int:
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or int(value) <= 0:
+        raise ConfigError(f"{path}: {value!r} is not a PID")
+    return int(value)
+
+
+def _parse_info(path: str) -> dict[int, Task]:
+    tasks = {}
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4 or not all(f == "-" or (f.isascii() and f.isdigit()) for f in fields):
+            raise ConfigError(f"{path}:{number}: malformed task line {line[:60]!r}")
+        values = [None if f == "-" else int(f) for f in fields]
+        if values[0] is None:
+            raise ConfigError(f"{path}:{number}: task line without a PID")
+        tasks[values[0]] = Task(*values)
+    return tasks
+
+
+def _format_tasks(tasks: Iterable[Task]) -> str:
+    return ",".join(str(task.pid) for task in tasks)
+
+
+def _format_info(tasks: Iterable[Task]) -> str:
+    def field_text(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    return "".join(
+        " ".join(map(field_text, (t.pid, t.start, t.child, t.child_start))) + "\n"
+        for t in sorted(tasks, key=lambda t: t.pid)
+    )
+
+
+def _check_disjoint(config: Config) -> None:
+    owner: dict[int, str] = {}
+    for pool in config.pools.values():
+        for cpu_list in pool.cpu_lists.values():
+            where = os.path.join(config.path, "pools", pool.name, cpu_list.name)
+            for cpu in sorted(cpu_list.cpus):
+                if cpu in owner:
+                    raise ConfigError(f"CPU {cpu} is in two CPU lists: {owner[cpu]} and {where}")
+                owner[cpu] = where
+
+
+def _entries(path: str) -> dict[str, str]:
+    """Directory entries (kind 'file', 'dir' or 'symlink'...), skipping kcm's temp files."""
+    try:
+        with os.scandir(path) as scan:
+            found = {}
+            for entry in scan:
+                if entry.name.startswith(TMP_PREFIX):
+                    continue
+                found[entry.name] = _kind(entry)
+    except OSError as error:
+        raise ConfigError(f"cannot read directory {path}: {error.strerror}") from None
+    for name, kind in found.items():
+        if kind == "symlink":
+            raise ConfigError(f"{os.path.join(path, name)} is a symlink; kcm does not follow "
+                              "symlinks in its configuration directory")
+    return found
+
+
+def _kind(entry: os.DirEntry) -> str:
+    if entry.is_symlink():
+        return "symlink"
+    if entry.is_dir(follow_symlinks=False):
+        return "dir"
+    if entry.is_file(follow_symlinks=False):
+        return "file"
+    return "special file"
+
+
+def _read_text(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        data = os.read(fd, _MAX_FILE + 1)
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_FILE:
+        raise ConfigError(f"{path} is too large ({_MAX_FILE} bytes at most)")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not ASCII text") from None
+
+
+def _atomic_write(path: str, text: str) -> None:
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, f"{TMP_PREFIX}{name}-{os.getpid()}")
+    try:
+        _write_synced(temp, text)
+        os.rename(temp, path)
+        _fsync_dir(directory)
+    except OSError as error:
+        _unlink_quietly(temp)
+        reason = "no space left on device" if error.errno == errno.ENOSPC else error.strerror
+        raise ConfigError(f"cannot write {path}: {reason}") from None
+
+
+def _write_synced(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        data = text.encode("ascii")
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
