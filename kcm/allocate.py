@@ -48,19 +48,36 @@ def take_cpus(
     unknown = free - topology.online
     if unknown:
         raise AllocationError(f"CPUs {format_cpulist(unknown)} are not online CPUs of this machine")
-    threads = {len(core) for core in topology.cores().values()}
-    if strategy == "spread" and len(threads) == 1 and count % next(iter(threads)) == 0:
-        # Spread in whole cores, as the kubelet does, so no core is split between nodes.
-        whole = [core for core in topology.cores().values() if core <= free]
-        if len(whole) * next(iter(threads)) >= count:
-            cores = take_cores(topology, whole, count // next(iter(threads)), strategy)
-            return frozenset().union(*cores)
+    whole_cores = _whole_cores_choice(topology, free, count, strategy)
+    if whole_cores is not None:
+        return frozenset().union(*whole_cores)
     items = [frozenset({cpu}) for cpu in free]
     universe = [frozenset({cpu}) for cpu in topology.online]
     core_of = {cpu.id: cpu.core for cpu in topology.cpus.values()}
-    levels = _levels(topology) + [lambda item: _key(item, core_of.__getitem__)]
+    levels = [*_levels(topology), lambda item: _key(item, core_of.__getitem__)]
     chosen = _take(topology, items, universe, levels, count, strategy, "CPUs", False, 1)
     return frozenset().union(*chosen) if chosen else frozenset()
+
+
+def _whole_cores_choice(topology: Topology, free: CpuSet, count: int,
+                        strategy: Strategy) -> list[CpuSet] | None:
+    """Whole free cores for the request, when they can serve it without spanning
+    more NUMA nodes than single CPUs would; None when threads must be taken."""
+    sizes = {len(core) for core in topology.cores().values()}
+    if len(sizes) != 1 or count % next(iter(sizes)) or count > len(free):
+        return None
+    threads = next(iter(sizes))
+    whole = [core for core in topology.cores().values() if core <= free]
+    if len(whole) * threads < count:
+        return None
+    if strategy == "packed" and _fits_one_node(topology, free, count) and not _fits_one_node(
+            topology, frozenset().union(*whole), count):
+        return None
+    return take_cores(topology, whole, count // threads, strategy)
+
+
+def _fits_one_node(topology: Topology, cpus: CpuSet, count: int) -> bool:
+    return any(len(node & cpus) >= count for node in topology.numa_nodes().values())
 
 
 def take_cores(
@@ -95,6 +112,12 @@ def take_cpu_lists(
     """
     items = [frozenset(item) for item in available]
     whole = items if universe is None else [frozenset(item) for item in universe]
+    for item in whole:
+        if not item <= topology.online:
+            raise AllocationError(
+                f"{unit} {format_cpulist(item)} has CPUs that are not online on this machine "
+                f"({format_cpulist(item - topology.online)})"
+            )
     chosen = _take(
         topology, items, whole, _levels(topology), count, strategy, unit, prefer_high,
         min_numa_nodes,
@@ -168,7 +191,7 @@ class _Packer:
         for item in universe:
             path: tuple = ()
             for level in levels:
-                path = path + (level(item),)
+                path = (*path, level(item))
                 self.whole_size[path] = self.whole_size.get(path, 0) + 1
 
     def _id_order(self, cpus_first: int, cpus_last: int) -> int:
@@ -178,7 +201,7 @@ class _Packer:
         grouped: dict[Hashable, list[Item]] = {}
         for item in items:
             grouped.setdefault(self.levels[depth](item), []).append(item)
-        groups = [_Group(path + (key,), members) for key, members in grouped.items()]
+        groups = [_Group((*path, key), members) for key, members in grouped.items()]
         groups.sort(key=lambda group: self._id_order(group.first, group.last))
         return groups
 
@@ -256,7 +279,7 @@ class _Packer:
             shares = {node: base + (1 if rank < extra else 0) for rank, node in enumerate(by_free)}
             if any(len(nodes[node]) < share for node, share in shares.items()):
                 continue
-            left = [len(nodes[node]) - shares[node] for node in combo]
+            left = [len(nodes[node]) - shares.get(node, 0) for node in order]
             mean = sum(left) / len(left)
             key = sum((value - mean) ** 2 for value in left)
             if best_key is None or key < best_key:

@@ -167,7 +167,7 @@ class ConfigDir:
         self._check_root()
         entries = _entries(self.path)
         for name, kind in entries.items():
-            if name == "lock" and kind == "file" or name == "pools" and kind == "dir":
+            if (name == "lock" and kind == "file") or (name == "pools" and kind == "dir"):
                 continue
             raise ConfigError(f"unexpected {kind} {self._join(name)} in configuration directory")
         if "pools" not in entries:

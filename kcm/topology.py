@@ -154,7 +154,7 @@ def _build_cpus(raw: dict[int, dict], numa_of: dict[int, int]) -> dict[int, Cpu]
 
 def _partly_isolated_warnings(topology: Topology) -> list[str]:
     warnings = []
-    for core, threads in topology.cores().items():
+    for _core, threads in topology.cores().items():
         part = threads & topology.isolated
         if part and part != threads:
             warnings.append(

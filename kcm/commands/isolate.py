@@ -1,0 +1,87 @@
+"""``kcm isolate``: take CPU lists from a pool, run the command pinned to them, give
+them back when it exits. Imports only the standard library and kcm's small modules."""
+
+import argparse
+import os
+
+from kcm import log
+from kcm.cpuset import CpuSet
+from kcm.env import read_node_topology
+from kcm.errors import AllocationError, KcmError
+from kcm.procfs import proc_root, self_stat, task_alive
+from kcm.selection import Request, choose_cpu_lists
+from kcm.state import ConfigDir, CpuList, Task, conf_dir_from
+from kcm.supervise import Workload, assigned_env, find_executable
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.command_argv
+    executable = find_executable(command[0])
+    request = Request(
+        pool=args.pool,
+        num_cores=_num_cores(args.num_cores),
+        explicit_num_cores=args.num_cores is not None,
+        socket=args.socket_id,
+        numa_node=args.numa_node,
+    )
+    conf = ConfigDir(conf_dir_from(args.conf_dir))
+    root = proc_root()
+    me = self_stat(root)
+    workload = Workload(executable, command, root)
+    try:
+        task = Task(me.pid, me.start, workload.host_pid, workload.host_start)
+        cpus, held = _acquire(conf, request, task, root)
+    except BaseException:
+        workload.abandon()
+        raise
+    try:
+        workload.start(cpus, not args.no_affinity, assigned_env(cpus, args.pool))
+    except KcmError:
+        _release(conf, args.pool, held, task)
+        raise
+    status = workload.wait()
+    _release(conf, args.pool, held, task)
+    return status
+
+
+def _num_cores(value: int | None) -> int:
+    if value is not None:
+        return value
+    text = os.environ.get("KCM_NUM_CORES", "").strip()
+    if not text:
+        return 1
+    if not text.isdigit() or int(text) < 1:
+        raise AllocationError(f"KCM_NUM_CORES must be a positive whole number, not {text!r}")
+    return int(text)
+
+
+def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[CpuSet, list[str]]:
+    """Under the lock: choose CPU lists, record the task in each; (CPUs, list names)."""
+    with conf.locked():
+        config = conf.load()
+        pool = config.pool(request.pool)
+        chosen, cpus, reclaimed = choose_cpu_lists(
+            pool, request, lambda held_by: task_alive(root, held_by), read_node_topology)
+        for cpu_list, tasks in reclaimed:
+            log.info(f"reclaimed pool {pool.name} CPU list {cpu_list.name} from dead tasks")
+            conf.save_tasks(pool.name, cpu_list, tasks)
+        for cpu_list in chosen:
+            conf.save_tasks(pool.name, cpu_list, [*cpu_list.tasks, task])
+        return cpus, [cpu_list.name for cpu_list in chosen]
+
+
+def _release(conf: ConfigDir, pool_name: str, held: list[str], task: Task) -> None:
+    """Give the CPU lists back; a failure is reported, reconcile will free them."""
+    try:
+        with conf.locked():
+            pool = conf.load().pool(pool_name)
+            for name in held:
+                cpu_list: CpuList | None = pool.cpu_lists.get(name)
+                if cpu_list is None:
+                    continue
+                remaining = [t for t in cpu_list.tasks if t.pid != task.pid]
+                if len(remaining) != len(cpu_list.tasks):
+                    conf.save_tasks(pool_name, cpu_list, remaining)
+    except KcmError as error:
+        log.warning(f"could not release CPU lists {', '.join(held)} of pool {pool_name}: "
+                    f"{error} (kcm reconcile will free them)")

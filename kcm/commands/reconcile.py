@@ -1,0 +1,64 @@
+"""``kcm reconcile``: free CPU lists whose tasks are dead, once or every N seconds."""
+
+import argparse
+import json
+import os
+import signal
+
+from kcm import log
+from kcm.errors import ConfigError, KcmError
+from kcm.procfs import proc_root, task_alive
+from kcm.state import ConfigDir, conf_dir_from
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def reclaim(conf: ConfigDir, root: str) -> list[dict]:
+    """One pass under one lock hold: drop dead tasks everywhere; what was freed."""
+    reclaimed = []
+    with conf.locked():
+        config = conf.load()
+        for pool in config.pools.values():
+            for cpu_list in pool.cpu_lists.values():
+                live = [task for task in cpu_list.tasks if task_alive(root, task)]
+                if len(live) == len(cpu_list.tasks):
+                    continue
+                dead = [task for task in cpu_list.tasks if task not in live]
+                conf.save_tasks(pool.name, cpu_list, live)
+                reclaimed.extend(
+                    {"pool": pool.name, "cpus": cpu_list.name, "pid": task.pid} for task in dead)
+        conf.remove_debris()
+    return sorted(reclaimed, key=lambda entry: (entry["pid"], entry["pool"], entry["cpus"]))
+
+
+def run(args: argparse.Namespace) -> int:
+    conf = ConfigDir(conf_dir_from(args.conf_dir))
+    root = proc_root()
+    interval = args.interval if args.interval is not None else _interval_from_env()
+    if interval is None:
+        report = {"reclaimedCpuLists": reclaim(conf, root)}
+        print(json.dumps(report, sort_keys=True, indent=2))
+        return 0
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    while True:
+        try:
+            report = {"reclaimedCpuLists": reclaim(conf, root)}
+            print(json.dumps(report, sort_keys=True), flush=True)
+        except KcmError as error:
+            log.log("ERROR", f"reconcile pass failed: {error}")
+        if signal.sigtimedwait(_STOP_SIGNALS, interval) is not None:
+            return 0
+
+
+def _interval_from_env() -> float | None:
+    text = os.environ.get("KCM_RECONCILE_SLEEP_TIME", "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"KCM_RECONCILE_SLEEP_TIME must be a positive number of seconds, "
+                          f"not {text!r}")
+    return value

@@ -1,0 +1,102 @@
+"""Which CPU lists of a pool a new task gets: the decision behind ``kcm isolate``.
+
+Pure apart from the two callables it is given: one tells whether a recorded task
+still lives, one reads the topology (only when the choice depends on it).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kcm.allocate import take_cpu_lists
+from kcm.cpuset import CpuSet
+from kcm.errors import AllocationError
+from kcm.state import CpuList, Pool, Task
+from kcm.topology import Topology
+
+
+@dataclass(frozen=True)
+class Request:
+    pool: str
+    num_cores: int = 1
+    explicit_num_cores: bool = False
+    socket: int | None = None
+    numa_node: int | None = None
+
+
+Choice = tuple[list[CpuList], CpuSet, list[tuple[CpuList, list[Task]]]]
+
+
+def choose_cpu_lists(
+    pool: Pool,
+    request: Request,
+    alive: Callable[[Task], bool],
+    topology: Callable[[], Topology],
+) -> Choice:
+    """(chosen CPU lists, CPUs to pin to, [(CPU list, its live tasks)] to reclaim)."""
+    where = _where(request, topology)
+    if pool.exclusive:
+        return _exclusive(pool, request, alive, topology, where)
+    return _shared(pool, request, where)
+
+
+def _where(request: Request, topology: Callable[[], Topology]) -> tuple[str, CpuSet] | None:
+    if request.socket is None and request.numa_node is None:
+        return None
+    topo = topology()
+    if request.socket is not None:
+        label, groups, wanted = "socket", topo.sockets(), request.socket
+    else:
+        label, groups, wanted = "NUMA node", topo.numa_nodes(), request.numa_node
+    if wanted not in groups:
+        known = ", ".join(map(str, groups))
+        raise AllocationError(f"this node has no {label} {wanted} ({label}s: {known})")
+    return f"{label} {wanted}", groups[wanted]
+
+
+def _exclusive(pool: Pool, request: Request, alive: Callable[[Task], bool],
+               topology: Callable[[], Topology], where: tuple[str, CpuSet] | None) -> Choice:
+    wanted = request.num_cores
+    if wanted < 1:
+        raise AllocationError("--num-cores must be at least 1")
+    candidates = [cl for cl in pool.cpu_lists.values() if where is None or cl.cpus <= where[1]]
+    on = f" on {where[0]}" if where else ""
+    if wanted > len(candidates):
+        raise AllocationError(
+            f"requested {wanted} CPU lists but pool {pool.name} has only {len(candidates)}{on}")
+    free = [cl for cl in candidates if not cl.tasks]
+    reclaimed = []
+    if len(free) < wanted:
+        for cpu_list in candidates:
+            if not cpu_list.tasks:
+                continue
+            live = [task for task in cpu_list.tasks if alive(task)]
+            if len(live) < len(cpu_list.tasks):
+                reclaimed.append((cpu_list, live))
+                if not live:
+                    free.append(cpu_list)
+    if len(free) < wanted:
+        raise AllocationError(
+            f"pool {pool.name} is full: {len(candidates) - len(free)} of {len(candidates)} "
+            f"CPU lists{on} are in use, {wanted} requested")
+    if wanted == 1 and where is None:
+        chosen = [min(free, key=lambda cl: min(cl.cpus))]
+    else:
+        by_cpus = {cl.cpus: cl for cl in free}
+        sets = take_cpu_lists(topology(), list(by_cpus), wanted,
+                              universe=[cl.cpus for cl in candidates])
+        chosen = [by_cpus[cpus] for cpus in sets]
+    return chosen, frozenset().union(*(cl.cpus for cl in chosen)), reclaimed
+
+
+def _shared(pool: Pool, request: Request, where: tuple[str, CpuSet] | None) -> Choice:
+    if request.explicit_num_cores and request.num_cores != 1:
+        raise AllocationError(f"--num-cores applies to exclusive pools; pool {pool.name} is shared")
+    candidates = [cl for cl in pool.cpu_lists.values() if where is None or cl.cpus & where[1]]
+    if not candidates:
+        on = f" on {where[0]}" if where else ""
+        raise AllocationError(f"pool {pool.name} has no CPU lists{on}")
+    chosen = min(candidates, key=lambda cl: (len(cl.tasks), min(cl.cpus)))
+    cpus = chosen.cpus & where[1] if where else chosen.cpus
+    return [chosen], cpus, []
+
+

@@ -1,0 +1,179 @@
+"""Starting a workload and standing by it until it exits.
+
+The child is forked *before* the CPU list is chosen and waits on a pipe: it first
+reports its host PID and start time (so the record names the workload too), then
+waits for "go CPUS" (pin and exec) or for the pipe to close (exit without running
+anything). This way nothing is recorded for a command that never starts, and the
+lock is never held while a process is being created.
+
+Forwarded signals are blocked from before the fork until the child has been told
+to go, then delivered to it; so a signal that arrives early is not lost and the
+exit status always tells what happened to the workload (128+N for signal N).
+"""
+
+import os
+import signal
+from collections.abc import Sequence
+
+from kcm.cpuset import CpuSet, format_cpulist, format_mask, parse_cpulist
+from kcm.errors import ProcessError
+from kcm.procfs import self_stat
+
+FORWARDED_SIGNALS = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+)
+# Python ignores these; exec keeps ignored signals ignored, so put them back.
+_RESTORED_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+
+
+def find_executable(name: str) -> str:
+    """Resolve a command like execvp would; exit codes 127/126 like env(1)."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = os.environ.get("PATH", os.defpath)
+        candidates = [os.path.join(directory or ".", name) for directory in path.split(":")]
+    denied = None
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = candidate
+    if denied:
+        error = ProcessError(f"cannot run {name}: {denied} is not executable")
+        error.exit_code = 126
+        raise error
+    error = ProcessError(f"cannot run {name}: command not found")
+    error.exit_code = 127
+    raise error
+
+
+class Workload:
+    """A forked child waiting to exec ``argv`` once it is told which CPUs it has."""
+
+    def __init__(self, executable: str, argv: Sequence[str], proc_root: str):
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+        report_r, report_w = os.pipe()
+        go_r, go_w = os.pipe()
+        error_r, error_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which execs or _exits
+            os.close(report_r)
+            os.close(go_w)
+            os.close(error_r)
+            _child(executable, list(argv), proc_root, report_w, go_r, error_w)
+        os.close(report_w)
+        os.close(go_r)
+        os.close(error_w)
+        self.pid = pid
+        self._go = go_w
+        self._errors = error_r
+        self._reaped = False
+        report = _read_all(report_r)
+        os.close(report_r)
+        fields = report.split()
+        if len(fields) != 2:
+            self.abandon()
+            raise ProcessError(f"the workload process could not read its host PID: {report!r}")
+        self.host_pid, self.host_start = int(fields[0]), int(fields[1])
+
+    def abandon(self) -> None:
+        """Let the waiting child exit without running anything, and reap it."""
+        os.close(self._go)
+        os.close(self._errors)
+        self._wait_quietly()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+
+    def start(self, cpus: CpuSet, pin: bool, extra_env: dict[str, str]) -> None:
+        """Tell the child to pin itself (if ``pin``) and exec; raise if it could not."""
+        env_lines = "".join(f"{key}={value}\0" for key, value in extra_env.items())
+        message = f"go {'1' if pin else '0'} {format_cpulist(cpus)}\0{env_lines}"
+        os.write(self._go, message.encode())
+        os.close(self._go)
+        failure = _read_all(self._errors)
+        os.close(self._errors)
+        if failure:
+            self._wait_quietly()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+            raise ProcessError(failure)
+
+    def wait(self) -> int:
+        """Forward signals to the running child, wait for it; its exit status."""
+        def forward(signum, _frame):
+            if not self._reaped:
+                try:
+                    os.kill(self.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, forward)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+        reap_orphans = os.getpid() == 1
+        while True:
+            pid, status = os.waitpid(-1 if reap_orphans else self.pid, 0)
+            if pid == self.pid:
+                self._reaped = True
+                code = os.waitstatus_to_exitcode(status)
+                return code if code >= 0 else 128 - code
+
+    def _wait_quietly(self) -> None:
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        self._reaped = True
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _child(executable: str, argv: list[str], proc_root: str,
+           report_w: int, go_r: int, error_w: int) -> None:  # pragma: no cover - child
+    """In the forked child: report, wait, pin, exec. Never returns."""
+    try:
+        me = self_stat(proc_root)
+        os.write(report_w, f"{me.pid} {me.start}".encode())
+    except Exception as error:
+        os.write(report_w, str(error).encode(errors="replace"))
+        os._exit(1)
+    os.close(report_w)
+    message = _read_all(go_r)
+    if not message.startswith("go "):
+        os._exit(1)
+    head, *env_items = message.split("\0")
+    _, pin, cpu_text = head.split(" ", 2)
+    cpus = parse_cpulist(cpu_text)
+    env = dict(os.environ)
+    env.update(item.split("=", 1) for item in env_items if item)
+    if pin == "1":
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as error:
+            os.write(error_w, f"cannot pin to CPUs {cpu_text}: {error.strerror}".encode())
+            os._exit(1)
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    for name in _RESTORED_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+    try:
+        os.execve(executable, argv, env)
+    except OSError as error:
+        os.write(error_w, f"cannot run {argv[0]}: {error.strerror}".encode())
+        os._exit(127)
+
+
+def assigned_env(cpus: CpuSet, pool: str) -> dict[str, str]:
+    """What the workload learns of its CPUs (useful with ``--no-affinity``)."""
+    return {
+        "KCM_CPUS_ASSIGNED": format_cpulist(cpus),
+        "KCM_CPUS_ASSIGNED_MASK": format_mask(cpus),
+        "KCM_POOL": pool,
+    }
+

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real kcm CLI as a subprocess, and generated machines."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.machines import build_sysfs, load_machine, machine_env
+
+KCM = str(Path(sys.executable).with_name("kcm"))
+
+
+class Kcm:
+    """Runs the installed ``kcm`` console script with a given environment."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def run(self, *args: str, check: bool = False, timeout: float = 60, **kwargs):
+        result = subprocess.run([KCM, *args], env=self.env, capture_output=True, text=True,
+                                timeout=timeout, **kwargs)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kcm {' '.join(args)} failed ({result.returncode}): "
+                                 f"{result.stderr}")
+        return result
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([KCM, *args], env=self.env, **kwargs)
+
+
+@pytest.fixture
+def kcm(tmp_path: Path) -> Kcm:
+    """kcm on this machine's real sysfs and procfs, lock timeout shortened."""
+    env = dict(os.environ)
+    for name in ("KCM_SYSFS", "KCM_PROC_FS", "KCM_CONF_DIR", "KCM_NUM_CORES"):
+        env.pop(name, None)
+    env["KCM_LOCK_TIMEOUT"] = "10"
+    return Kcm(env)
+
+
+@pytest.fixture
+def machine(tmp_path: Path):
+    """Build a machine's sysfs tree; returns a Kcm pointed at it (real procfs)."""
+    def make(name_or_machine, fake_proc: bool = False, **options) -> Kcm:
+        data = load_machine(name_or_machine) if isinstance(name_or_machine, str) \
+            else name_or_machine
+        root = tmp_path / f"machine-{data['name']}"
+        build_sysfs(data, root, **options)
+        env = machine_env(root, fake_proc=fake_proc)
+        env["KCM_LOCK_TIMEOUT"] = "10"
+        env.pop("KCM_NUM_CORES", None)
+        return Kcm(env)
+
+    return make
