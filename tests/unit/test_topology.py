@@ -112,7 +112,7 @@ def test_unreadable_file_is_an_error(tmp_path):
     core_id = tmp_path / "sys/devices/system/cpu/cpu1/topology/core_id"
     core_id.unlink()
     core_id.mkdir()
-    with pytest.raises(TopologyError, match="cannot read .*cpu1/topology/core_id"):
+    with pytest.raises(TopologyError, match=r"cannot read .*cpu1/topology/core_id"):
         read_topology(str(tmp_path / "sys"), str(tmp_path / "proc"))
 
 

@@ -1,0 +1,113 @@
+"""The configuration directory: validation, atomic task writes, the lock."""
+
+import fcntl
+import os
+from pathlib import Path
+
+import pytest
+
+from kcm.errors import ConfigError, LockTimeout
+from kcm.state import ConfigDir, Task
+
+
+def make_dir(root: Path, pools: dict) -> ConfigDir:
+    """pools: name -> (exclusive, {cpulist: tasks text})."""
+    for name, (exclusive, lists) in pools.items():
+        pool = root / "pools" / name
+        pool.mkdir(parents=True)
+        (pool / "exclusive").write_text("1" if exclusive else "0")
+        for cpus, tasks in lists.items():
+            (pool / cpus).mkdir()
+            (pool / cpus / "tasks").write_text(tasks)
+    return ConfigDir(str(root))
+
+
+MANUAL = {"dataplane": (True, {"4,12": "", "5,13": "2000"}), "infra": (False, {"0-2,8-10": "1,2"})}
+
+
+def test_a_hand_written_directory_loads(tmp_path):
+    config = make_dir(tmp_path, MANUAL).load()
+    assert config.pools["dataplane"].exclusive
+    assert config.pools["dataplane"].cpu_lists["5,13"].tasks == [Task(2000)]
+    assert config.pools["infra"].cpu_lists["0-2,8-10"].cpus == {0, 1, 2, 8, 9, 10}
+    assert [t.pid for t in config.pools["infra"].cpu_lists["0-2,8-10"].tasks] == [1, 2]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("12,abc"), "'abc' is not a PID"),
+    (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("-3"), "is not a PID"),
+    (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("5,5"), "listed twice"),
+    (lambda r: (r / "pools/dataplane/exclusive").unlink(), "missing file"),
+    (lambda r: (r / "pools/dataplane/exclusive").write_text("yes"), "expected 0 or 1"),
+    (lambda r: (r / "pools/dataplane/4-x").mkdir(), "bad CPU list directory"),
+    (lambda r: (r / "pools/dataplane/3-1").mkdir(), "reversed"),
+    (lambda r: (r / "pools/infra/8").mkdir(), "CPU 8 is in two CPU lists"),
+    (lambda r: (r / "pools/dataplane/4,12/notes").write_text(""), "unexpected file"),
+    (lambda r: (r / "README").write_text(""), "unexpected file"),
+    (lambda r: (r / "pools/bad name").mkdir(), "bad pool dir name"),
+    (lambda r: os.symlink("/etc", r / "pools/dataplane/7"), "is a symlink"),
+    (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("1" * (2 << 20)), "too large"),
+    (lambda r: (r / "pools/dataplane/4,12/task-info").write_text("2000 x\n"), "malformed"),
+    (lambda r: (r / "pools/dataplane/4,12/tasks").write_bytes(b"\xff"), "not ASCII"),
+])
+def test_malformed_directories_are_errors_naming_the_path(tmp_path, damage, message):
+    conf = make_dir(tmp_path, MANUAL)
+    damage(tmp_path)
+    with pytest.raises(ConfigError, match=message) as caught:
+        conf.load()
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_a_symlinked_directory_is_refused(tmp_path):
+    make_dir(tmp_path / "real", MANUAL)
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with pytest.raises(ConfigError, match="symlink"):
+        ConfigDir(str(tmp_path / "link")).load()
+
+
+def test_missing_directory_says_run_init(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        ConfigDir(str(tmp_path / "nope")).load()
+
+
+def test_save_tasks_keeps_start_times_and_is_read_back(tmp_path):
+    conf = make_dir(tmp_path, MANUAL)
+    cpu_list = conf.load().pools["dataplane"].cpu_lists["4,12"]
+    task = Task(4242, 777, 4243, 778)
+    conf.save_tasks("dataplane", cpu_list, [task])
+    assert (tmp_path / "pools/dataplane/4,12/tasks").read_text() == "4242"
+    assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks == [task]
+    conf.save_tasks("dataplane", cpu_list, [])
+    assert (tmp_path / "pools/dataplane/4,12/tasks").read_text() == ""
+    assert (tmp_path / "pools/dataplane/4,12/task-info").read_text() == ""
+
+
+def test_crash_debris_is_ignored_then_removed(tmp_path):
+    conf = make_dir(tmp_path, MANUAL)
+    debris = tmp_path / "pools/dataplane/4,12/.kcm-tmp-tasks-99"
+    debris.write_text("99")
+    assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks == []
+    assert conf.remove_debris() == [str(debris)]
+    assert not debris.exists()
+
+
+def test_lock_wait_is_bounded(tmp_path):
+    conf = make_dir(tmp_path, MANUAL)
+    with open(tmp_path / "lock", "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(LockTimeout, match="timed out after 0.2s"), conf.locked(timeout=0.2):
+            pass
+    with conf.locked(timeout=0.2):
+        assert conf.last_lock_wait < 0.2
+
+
+def test_shared_locks_coexist(tmp_path):
+    conf = make_dir(tmp_path, MANUAL)
+    with conf.locked(shared=True), ConfigDir(str(tmp_path)).locked(shared=True, timeout=0):
+        pass
+
+
+def test_bad_lock_timeout_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("KCM_LOCK_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="KCM_LOCK_TIMEOUT"), make_dir(tmp_path, MANUAL).locked():
+        pass
