@@ -1,6 +1,7 @@
 """``kcm isolate`` with real processes, affinity, signals and concurrency."""
 
 import fcntl
+import itertools
 import json
 import os
 import random
@@ -12,8 +13,15 @@ import pytest
 
 from kcm.cpuset import parse_cpulist
 from tests.integration.workloads import (
-    PYTHON, REPORTER, alive, make_conf, read_json, tasks_of, wait_for,
+    PYTHON,
+    REPORTER,
+    alive,
+    make_conf,
+    read_json,
+    tasks_of,
+    wait_for,
 )
+
 
 @pytest.fixture
 def conf(tmp_path):
@@ -171,7 +179,7 @@ def test_a_storm_of_isolates_never_double_allocates(kcm, conf):
     assert winners >= 2 and samples > 10
     for spans in intervals.values():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, "two workloads held one exclusive CPU list at once"
     assert tasks_of(conf) == {"dataplane/0": [], "dataplane/1": []}
 

@@ -95,7 +95,7 @@ def test_lock_wait_is_bounded(tmp_path):
     conf = make_dir(tmp_path, MANUAL)
     with open(tmp_path / "lock", "w") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
-        with pytest.raises(LockTimeout, match="timed out after 0.2s"), conf.locked(timeout=0.2):
+        with pytest.raises(LockTimeout, match=r"timed out after 0\.2s"), conf.locked(timeout=0.2):
             pass
     with conf.locked(timeout=0.2):
         assert conf.last_lock_wait < 0.2
