@@ -1,0 +1,1 @@
+"""kcm benchmarks: run with ``python -m bench`` (see docs/benchmarks.md)."""
