@@ -6,7 +6,6 @@ record is the host PID, which every other container sharing the directory can ch
 """
 
 import os
-from dataclasses import dataclass
 
 from kcm.errors import ProcessError
 from kcm.state import Task
@@ -18,13 +17,17 @@ def proc_root() -> str:
     return os.environ.get("KCM_PROC_FS") or DEFAULT_PROC_FS
 
 
-@dataclass(frozen=True)
 class ProcessStat:
-    pid: int
-    state: str
-    start: int
-    """Start time in clock ticks after boot (field 22 of stat): with the PID, it
-    identifies a process even after the PID is reused."""
+    """A process's PID, state letter and start time in clock ticks after boot (field
+    22 of stat): with the PID, the start time identifies a process even after the PID
+    is reused."""
+
+    __slots__ = ("pid", "start", "state")
+
+    def __init__(self, pid: int, state: str, start: int):
+        self.pid = pid
+        self.state = state
+        self.start = start
 
 
 def parse_stat(text: str) -> ProcessStat:

@@ -4,23 +4,31 @@ Pure apart from the two callables it is given: one tells whether a recorded task
 still lives, one reads the topology (only when the choice depends on it).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from __future__ import annotations
 
-from kcm.allocate import take_cpu_lists
 from kcm.cpuset import CpuSet
 from kcm.errors import AllocationError
 from kcm.state import CpuList, Pool, Task
-from kcm.topology import Topology
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds on isolate's path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kcm.topology import Topology
 
 
-@dataclass(frozen=True)
 class Request:
-    pool: str
-    num_cores: int = 1
-    explicit_num_cores: bool = False
-    socket: int | None = None
-    numa_node: int | None = None
+    """What ``kcm isolate`` asks for; ``explicit_num_cores`` when given as a flag."""
+
+    __slots__ = ("explicit_num_cores", "num_cores", "numa_node", "pool", "socket")
+
+    def __init__(self, pool: str, num_cores: int = 1, explicit_num_cores: bool = False,
+                 socket: int | None = None, numa_node: int | None = None):
+        self.pool = pool
+        self.num_cores = num_cores
+        self.explicit_num_cores = explicit_num_cores
+        self.socket = socket
+        self.numa_node = numa_node
 
 
 Choice = tuple[list[CpuList], CpuSet, list[tuple[CpuList, list[Task]]]]
@@ -81,6 +89,8 @@ def _exclusive(pool: Pool, request: Request, alive: Callable[[Task], bool],
     if wanted == 1 and where is None:
         chosen = [min(free, key=lambda cl: min(cl.cpus))]
     else:
+        from kcm.allocate import take_cpu_lists
+
         by_cpus = {cl.cpus: cl for cl in free}
         sets = take_cpu_lists(topology(), list(by_cpus), wanted,
                               universe=[cl.cpus for cl in candidates])

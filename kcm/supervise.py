@@ -11,13 +11,20 @@ to go, then delivered to it; so a signal that arrives early is not lost and the
 exit status always tells what happened to the workload (128+N for signal N).
 """
 
+from __future__ import annotations
+
+# The public signal module imports enum (about 3 ms on every workload start); its C
+# core offers the same functions and constants.
+import _signal as signal
 import os
-import signal
-from collections.abc import Sequence
 
 from kcm.cpuset import CpuSet, format_cpulist, format_mask, parse_cpulist
 from kcm.errors import ProcessError
 from kcm.procfs import self_stat
+
+TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 FORWARDED_SIGNALS = (
     signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,

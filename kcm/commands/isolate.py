@@ -1,7 +1,6 @@
 """``kcm isolate``: take CPU lists from a pool, run the command pinned to them, give
 them back when it exits. Imports only the standard library and kcm's small modules."""
 
-import argparse
 import os
 
 from kcm import log
@@ -14,7 +13,7 @@ from kcm.state import ConfigDir, CpuList, Task, conf_dir_from
 from kcm.supervise import Workload, assigned_env, find_executable
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args) -> int:
     command = args.command_argv
     executable = find_executable(command[0])
     request = Request(
