@@ -220,10 +220,12 @@ class ConfigDir:
         merged = {task.pid: task for task in cpu_list.tasks}
         merged.update({task.pid: task for task in tasks})
         covering = _format_info(merged.values())
-        if covering != old_info:
-            _atomic_write(os.path.join(directory, "task-info"), covering)
-        _atomic_write(os.path.join(directory, "tasks"), _format_tasks(tasks))
         final = _format_info(tasks)
+        # One directory fsync, after the last rename, makes every rename durable.
+        if covering != old_info:
+            _atomic_write(os.path.join(directory, "task-info"), covering, sync_dir=False)
+        _atomic_write(os.path.join(directory, "tasks"), _format_tasks(tasks),
+                      sync_dir=final == covering)
         if final != covering:
             _atomic_write(os.path.join(directory, "task-info"), final)
         cpu_list.tasks = list(tasks)
@@ -489,13 +491,14 @@ def _read_text(path: str) -> str:
         raise ConfigError(f"{path}: not ASCII text") from None
 
 
-def _atomic_write(path: str, text: str) -> None:
+def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f"{TMP_PREFIX}{name}-{os.getpid()}")
     try:
         _write_synced(temp, text)
         os.rename(temp, path)
-        _fsync_dir(directory)
+        if sync_dir:
+            _fsync_dir(directory)
     except OSError as error:
         _unlink_quietly(temp)
         reason = "no space left on device" if error.errno == errno.ENOSPC else error.strerror
