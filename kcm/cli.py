@@ -21,14 +21,14 @@ STRATEGIES = ("packed", "spread")
 # Subcommands in help order: name -> (module under kcm.commands or None, summary).
 COMMANDS: dict[str, tuple[str | None, str]] = {
     "init": ("init", "create the configuration directory with pools for this node"),
-    "discover": (None, "advertise exclusive pools as node extended resources"),
+    "discover": ("discover", "advertise exclusive pools as node extended resources"),
     "describe": ("describe", "show pools, CPU lists and tasks"),
     "reconcile": ("reconcile", "free CPU lists held by dead processes"),
     "isolate": ("isolate", "run a command pinned to CPUs taken from a pool"),
     "install": (None, "put a self-contained kcm binary on the host"),
-    "node-report": (None, "report the node's topology, pools and checks"),
+    "node-report": ("node_report", "report the node's topology, pools and checks"),
     "cluster-init": (None, "set up kcm on cluster nodes in one command"),
-    "uninstall": (None, "remove what kcm added to the node"),
+    "uninstall": ("uninstall", "remove what kcm added to the node"),
     "webhook": (None, "serve the mutating admission webhook"),
     "manifests": (None, "print the Kubernetes manifests for kcm"),
 }
@@ -66,6 +66,29 @@ def _conf_dir(parser) -> None:
                         help="configuration directory (default $KCM_CONF_DIR or /etc/kcm)")
 
 
+def _node_name(parser) -> None:
+    parser.add_argument("--node-name", metavar="NAME",
+                        help="this node's name in the cluster (default $NODE_NAME)")
+
+
+def _resource_prefix(parser) -> None:
+    parser.add_argument("--resource-prefix", default="kcm.dev", metavar="DOMAIN",
+                        help="domain of the extended resources (default kcm.dev)")
+
+
+def _install_dir(parser) -> None:
+    parser.add_argument("--install-dir", default="/opt/bin", metavar="DIR",
+                        help="where the self-contained kcm binary lives (default /opt/bin)")
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, got {text!r}")
+    return int(text)
+
+
 def build_parser():
     import argparse
 
@@ -96,6 +119,33 @@ def build_parser():
     reconcile.add_argument("--interval", type=_seconds, metavar="SECONDS",
                            help="repeat every SECONDS until SIGTERM "
                                 "(default $KCM_RECONCILE_SLEEP_TIME, else run once)")
+
+    discover = parsers["discover"]
+    _conf_dir(discover)
+    _node_name(discover)
+    _resource_prefix(discover)
+    discover.add_argument("--taint", action="store_true",
+                          help="also taint the node kcm.dev/node=true:NoSchedule")
+
+    report = parsers["node-report"]
+    _conf_dir(report)
+    _node_name(report)
+    report.add_argument("--publish", action="store_true",
+                        help="create or update the node's NodeReport custom resource")
+    report.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                        help="repeat every SECONDS until SIGTERM")
+    report.add_argument("--metrics-port", type=_port, metavar="PORT",
+                        help="serve Prometheus metrics on /metrics at this port")
+    report.add_argument("--metrics-address", default="", metavar="ADDRESS",
+                        help="address for the metrics server (default: all)")
+
+    uninstall = parsers["uninstall"]
+    _conf_dir(uninstall)
+    _install_dir(uninstall)
+    _node_name(uninstall)
+    _resource_prefix(uninstall)
+    uninstall.add_argument("--force", action="store_true",
+                           help="uninstall even while kcm tasks are running")
 
     isolate = parsers["isolate"]
     _conf_dir(isolate)

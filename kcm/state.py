@@ -185,8 +185,11 @@ class ConfigDir:
 
     # -- reading -----------------------------------------------------------------
 
-    def load(self) -> Config:
-        """Read and validate the whole directory (call under the lock)."""
+    def load(self, check_overlap: bool = True) -> Config:
+        """Read and validate the whole directory (call under the lock).
+
+        ``check_overlap=False`` leaves CPU lists shared between pools to the caller
+        (the node report shows them as a failed check instead of failing)."""
         self._check_root()
         entries = _entries(self.path)
         for name, kind in entries.items():
@@ -204,7 +207,10 @@ class ConfigDir:
                 raise ConfigError(f"bad pool {kind} name {path}")
             pools[name] = _load_pool(path, name)
         config = Config(self.path, pools)
-        _check_disjoint(config)
+        if check_overlap:
+            overlap = overlapping_cpus(config)
+            if overlap:
+                raise ConfigError(overlap[0])
         return config
 
     # -- writing -----------------------------------------------------------------
@@ -246,6 +252,28 @@ class ConfigDir:
                     removed.append(path)
             dirs[:] = [name for name in dirs if not name.startswith(TMP_PREFIX)]
         return removed
+
+    def destroy(self) -> bool:
+        """Remove the directory's contents and the directory (call without holding the
+        lock: the lock file goes too). False when there was nothing. A mount point
+        (a hostPath volume) stays, empty."""
+        import shutil
+
+        if not os.path.lexists(self.path):
+            return False
+        self._check_root()
+        for name in os.listdir(self.path):
+            path = self._join(name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        try:
+            os.rmdir(self.path)
+        except OSError as error:
+            if error.errno not in (errno.EBUSY, errno.EACCES, errno.EPERM, errno.EROFS):
+                raise ConfigError(f"cannot remove {self.path}: {error.strerror}") from None
+        return True
 
     def create(self, pools: Iterable[tuple[str, bool, list[CpuSet]]]) -> bool:
         """Create the directory with these pools; False if it already holds exactly them.
@@ -433,15 +461,19 @@ def _format_info(tasks: Iterable[Task]) -> str:
     )
 
 
-def _check_disjoint(config: Config) -> None:
+def overlapping_cpus(config: Config) -> list[str]:
+    """One message per CPU that is in more than one CPU list."""
     owner: dict[int, str] = {}
+    problems = []
     for pool in config.pools.values():
         for cpu_list in pool.cpu_lists.values():
             where = os.path.join(config.path, "pools", pool.name, cpu_list.name)
             for cpu in sorted(cpu_list.cpus):
                 if cpu in owner:
-                    raise ConfigError(f"CPU {cpu} is in two CPU lists: {owner[cpu]} and {where}")
-                owner[cpu] = where
+                    problems.append(f"CPU {cpu} is in two CPU lists: {owner[cpu]} and {where}")
+                else:
+                    owner[cpu] = where
+    return problems
 
 
 def _entries(path: str) -> dict[str, str]:

@@ -1,0 +1,84 @@
+"""``kcm uninstall``: remove what kcm added to the node, the installed binary and the
+configuration directory; refused while workloads still hold CPU lists (``--force``)."""
+
+import json
+import os
+
+from kcm import log
+from kcm.errors import ConfigError, KcmError
+from kcm.manifests import NODE_LABEL
+from kcm.procfs import proc_root, task_alive
+from kcm.state import ConfigDir, conf_dir_from
+
+
+def live_tasks(conf: ConfigDir) -> list[int]:
+    try:
+        with conf.locked(shared=True):
+            config = conf.load()
+    except ConfigError:
+        if not os.path.lexists(conf.path):
+            return []
+        raise
+    root = proc_root()
+    return sorted({task.pid for pool in config.pools.values()
+                   for cpu_list in pool.cpu_lists.values() for task in cpu_list.tasks
+                   if task_alive(root, task)})
+
+
+def clean_node(client, name: str, prefix: str) -> list[str]:
+    """Drop kcm's extended resources, label, taint and NodeReport; what was removed."""
+    from kcm.k8s import NODE, NODE_REPORT
+
+    removed = []
+    node = client.get(NODE, name)
+    if node is not None:
+        capacity = node.get("status", {}).get("capacity") or {}
+        ours = [key for key in capacity if key.startswith(f"{prefix}/") and key.endswith("-cores")]
+        if ours:
+            client.patch(NODE, name, {"status": {"capacity": dict.fromkeys(ours)}}, status=True)
+            removed += [f"capacity {key}" for key in ours]
+        if NODE_LABEL in (node["metadata"].get("labels") or {}):
+            client.patch(NODE, name, {"metadata": {"labels": {NODE_LABEL: None}}})
+            removed.append(f"label {NODE_LABEL}")
+
+        def drop_taint(current: dict) -> dict | None:
+            taints = current.get("spec", {}).get("taints") or []
+            kept = [taint for taint in taints if taint.get("key") != NODE_LABEL]
+            if len(kept) == len(taints):
+                return None
+            removed.append(f"taint {NODE_LABEL}")
+            return {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                    "spec": {"taints": kept or None}}
+
+        client.update(NODE, name, drop_taint)
+    if client.delete(NODE_REPORT, name):
+        removed.append(f"NodeReport {name}")
+    return removed
+
+
+def run(args) -> int:
+    conf = ConfigDir(conf_dir_from(args.conf_dir))
+    alive = live_tasks(conf)
+    if alive and not args.force:
+        raise KcmError(f"{len(alive)} kcm tasks are still running (PIDs "
+                       f"{', '.join(map(str, alive[:10]))}); stop them or use --force")
+    removed: list[str] = []
+    name = args.node_name or os.environ.get("NODE_NAME")
+    if name:
+        from kcm.k8s import KubeClient
+
+        removed += clean_node(KubeClient(), name, args.resource_prefix)
+    else:
+        log.warning("no node name (--node-name or NODE_NAME): the node's Kubernetes objects "
+                    "are left alone")
+    binary = os.path.join(args.install_dir, "kcm")
+    if os.path.lexists(binary):
+        try:
+            os.unlink(binary)
+        except OSError as error:
+            raise KcmError(f"cannot remove {binary}: {error.strerror}") from None
+        removed.append(binary)
+    if conf.destroy():
+        removed.append(conf.path)
+    print(json.dumps({"removed": removed}, indent=2))
+    return 0

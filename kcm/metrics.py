@@ -1,0 +1,40 @@
+"""Prometheus metrics of the node report (``kcm node-report --metrics-port``)."""
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+
+
+class NodeMetrics:
+    def __init__(self, port: int, address: str = ""):
+        self.registry = CollectorRegistry()
+        labels = ["pool"]
+        self.cpu_lists = Gauge("kcm_pool_cpu_lists", "CPU lists in the pool", labels,
+                               registry=self.registry)
+        self.in_use = Gauge("kcm_pool_cpu_lists_in_use", "CPU lists with at least one task",
+                            labels, registry=self.registry)
+        self.tasks = Gauge("kcm_pool_tasks", "Tasks recorded in the pool", labels,
+                           registry=self.registry)
+        self.dead = Gauge("kcm_pool_dead_tasks",
+                          "Recorded tasks whose process is gone (reclaim pending)", labels,
+                          registry=self.registry)
+        self.check_failures = Gauge("kcm_check_failures", "Problems found by a node check",
+                                    ["check"], registry=self.registry)
+        self.lock_wait = Histogram("kcm_lock_wait_seconds",
+                                   "Time waited for the configuration directory lock",
+                                   registry=self.registry,
+                                   buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30))
+        self.server, self.thread = start_http_server(port, addr=address, registry=self.registry)
+
+    def update(self, report: dict, lock_wait: float) -> None:
+        self.lock_wait.observe(lock_wait)
+        for check in report["checks"]:
+            self.check_failures.labels(check["name"]).set(len(check["errors"]))
+        for name, pool in report["pools"].items():
+            lists = pool["cpuLists"].values()
+            tasks = [task for cpu_list in lists for task in cpu_list["tasks"]]
+            self.cpu_lists.labels(name).set(len(lists))
+            self.in_use.labels(name).set(sum(1 for cpu_list in lists if cpu_list["tasks"]))
+            self.tasks.labels(name).set(len(tasks))
+            self.dead.labels(name).set(sum(1 for task in tasks if not task["alive"]))
+
+    def close(self) -> None:
+        self.server.shutdown()
