@@ -23,7 +23,7 @@ def publish(client, node: str, report: dict) -> None:
         body = {"apiVersion": "kcm.dev/v1", "kind": "NodeReport",
                 "metadata": {"name": node, "labels": {"kcm.dev/node": node}}, "spec": report}
         owner = client.get(NODE, node)
-        if owner is not None:
+        if owner is not None and owner["metadata"].get("uid"):
             body["metadata"]["ownerReferences"] = [{
                 "apiVersion": "v1", "kind": "Node", "name": node,
                 "uid": owner["metadata"]["uid"]}]

@@ -134,7 +134,10 @@ class Store:
             obj.setdefault("kind", kind.kind)
             meta = obj.setdefault("metadata", {})
             key = (kind.group, kind.plural, meta.get("namespace"), meta["name"])
-            self._stamp(obj, new=key not in self.objects)
+            self._stamp(obj, new=True)
+            if key in self.objects:
+                old = self.objects[key]["metadata"]
+                meta["uid"], meta["creationTimestamp"] = old["uid"], old["creationTimestamp"]
             self.objects[key] = obj
             return copy.deepcopy(obj)
 
@@ -196,8 +199,8 @@ class Store:
     def _existing(self, key: tuple, kind: Kind) -> dict:
         obj = self.objects.get(key)
         if obj is None:
-            raise ApiStatus(404, "NotFound", f'{kind.plural}{"." + kind.group if kind.group else ""}'
-                                             f' "{key[3]}" not found',
+            plural = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
+            raise ApiStatus(404, "NotFound", f'{plural} "{key[3]}" not found',
                             {"name": key[3], "kind": kind.plural})
         return obj
 
@@ -234,7 +237,8 @@ class Store:
             name = meta["generateName"] + uuid.uuid4().hex[:5]
             meta["name"] = name
         if not name:
-            raise ApiStatus(422, "Invalid", f"{kind.kind} is invalid: metadata.name: Required value")
+            raise ApiStatus(422, "Invalid",
+                            f"{kind.kind} is invalid: metadata.name: Required value")
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name):
             raise ApiStatus(422, "Invalid", f"{kind.kind} {name!r} is invalid: metadata.name")
         if obj.get("kind", kind.kind) != kind.kind:
@@ -283,7 +287,8 @@ class Store:
                 new = jsonpatch.apply_patch(copy.deepcopy(old), body)
             except jsonpatch.JsonPatchTestFailed as error:
                 raise ApiStatus(409, "Conflict", f"the test operation failed: {error}") from None
-            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as error:
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException,
+                    TypeError) as error:
                 raise ApiStatus(422, "Invalid", f"the JSON patch is invalid: {error}") from None
         else:
             raise ApiStatus(415, "UnsupportedMediaType",
@@ -322,7 +327,7 @@ class Store:
         return copy.deepcopy(new)
 
     def _log(self, key: tuple) -> str:
-        obj = self.objects.get(("",) + key[1:])
+        obj = self.objects.get(("", *key[1:]))
         if obj is None:
             raise ApiStatus(404, "NotFound", f'pods "{key[3]}" not found')
         return obj.get("metadata", {}).get("annotations", {}).get("test/log", "")

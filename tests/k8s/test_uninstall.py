@@ -1,0 +1,62 @@
+"""``kcm uninstall``: everything kcm added goes, nothing while workloads run."""
+
+import json
+import os
+
+from kcm.manifests import node_report_crd
+from tests.integration.workloads import make_conf
+from tests.k8s.apiserver import BUILTIN
+from tests.k8s.conftest import add_node
+
+POOLS = {"dataplane": (True, ["1"]), "infra": (False, ["0"])}
+
+
+def prepare(k8s_kcm, api, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    install = tmp_path / "opt-bin"
+    install.mkdir()
+    (install / "kcm").write_text("binary")
+    api.store.put(BUILTIN[-1], node_report_crd())
+    add_node(api, "node-1", spec={"taints": [{"key": "other", "effect": "NoSchedule"}]})
+    k8s_kcm.run("discover", f"--conf-dir={conf}", "--taint", check=True)
+    k8s_kcm.run("node-report", f"--conf-dir={conf}", "--publish", check=True)
+    return conf, install
+
+
+def test_refused_while_tasks_live(k8s_kcm, api, tmp_path):
+    conf, install = prepare(k8s_kcm, api, tmp_path)
+    (conf / "pools/dataplane/1/tasks").write_text(str(os.getpid()))
+    before = api.store.get("", "nodes", "node-1")
+    result = k8s_kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={install}")
+    assert result.returncode == 1
+    assert result.stderr == (f"kcm: 1 kcm tasks are still running (PIDs {os.getpid()}); "
+                             "stop them or use --force\n")
+    assert conf.exists() and (install / "kcm").exists()
+    assert api.store.get("", "nodes", "node-1") == before
+
+
+def test_removes_everything_and_twice_is_fine(k8s_kcm, api, tmp_path):
+    conf, install = prepare(k8s_kcm, api, tmp_path)
+    (conf / "pools/dataplane/1/tasks").write_text(str(os.getpid()))
+    result = k8s_kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={install}",
+                         "--force", check=True)
+    removed = json.loads(result.stdout)["removed"]
+    assert "capacity kcm.dev/dataplane-cores" in removed and "NodeReport node-1" in removed
+    node = api.store.get("", "nodes", "node-1")
+    assert "kcm.dev/dataplane-cores" not in node["status"]["capacity"]
+    assert node["status"]["capacity"]["cpu"] == "2"
+    assert "kcm.dev/node" not in node["metadata"]["labels"]
+    assert node["spec"]["taints"] == [{"key": "other", "effect": "NoSchedule"}]
+    assert api.store.get("kcm.dev", "nodereports", "node-1") is None
+    assert not conf.exists() and not (install / "kcm").exists()
+    again = k8s_kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={install}",
+                        check=True)
+    assert json.loads(again.stdout) == {"removed": []}
+
+
+def test_without_a_node_name_only_the_host_is_cleaned(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    result = kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={tmp_path / 'bin'}",
+                     check=True)
+    assert "left alone" in result.stderr
+    assert not conf.exists()
