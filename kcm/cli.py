@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "describe": ("describe", "show pools, CPU lists and tasks"),
     "reconcile": ("reconcile", "free CPU lists held by dead processes"),
     "isolate": ("isolate", "run a command pinned to CPUs taken from a pool"),
-    "install": (None, "put a self-contained kcm binary on the host"),
+    "install": ("install", "put a self-contained kcm binary on the host"),
     "node-report": ("node_report", "report the node's topology, pools and checks"),
     "cluster-init": (None, "set up kcm on cluster nodes in one command"),
     "uninstall": ("uninstall", "remove what kcm added to the node"),
@@ -138,6 +138,12 @@ def build_parser():
                         help="serve Prometheus metrics on /metrics at this port")
     report.add_argument("--metrics-address", default="", metavar="ADDRESS",
                         help="address for the metrics server (default: all)")
+
+    install = parsers["install"]
+    _install_dir(install)
+    install.add_argument("--from", dest="source", metavar="DIR",
+                         help="the kcm bundle to install (default $KCM_BUNDLE_DIR, this "
+                              "binary's own bundle, or /usr/local/share/kcm/bundle)")
 
     uninstall = parsers["uninstall"]
     _conf_dir(uninstall)

@@ -6,6 +6,7 @@ import os
 
 from kcm import log
 from kcm.errors import ConfigError, KcmError
+from kcm.install import uninstall as remove_bundle
 from kcm.manifests import NODE_LABEL
 from kcm.procfs import proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
@@ -71,13 +72,10 @@ def run(args) -> int:
     else:
         log.warning("no node name (--node-name or NODE_NAME): the node's Kubernetes objects "
                     "are left alone")
-    binary = os.path.join(args.install_dir, "kcm")
-    if os.path.lexists(binary):
-        try:
-            os.unlink(binary)
-        except OSError as error:
-            raise KcmError(f"cannot remove {binary}: {error.strerror}") from None
-        removed.append(binary)
+    try:
+        removed += remove_bundle(args.install_dir)
+    except OSError as error:
+        raise KcmError(f"cannot remove kcm from {args.install_dir}: {error.strerror}") from None
     if conf.destroy():
         removed.append(conf.path)
     print(json.dumps({"removed": removed}, indent=2))

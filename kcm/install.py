@@ -1,0 +1,137 @@
+"""Putting the self-contained kcm bundle on the host, atomically.
+
+Layout under the install directory (``/opt/bin`` by default)::
+
+    kcm                      symlink -> .kcm-<version>-<digest>/kcm
+    .kcm-<version>-<digest>/ the PyInstaller bundle (executable + libraries)
+
+A new bundle is copied to a temporary name, renamed into place, and the ``kcm``
+symlink replaced with one rename: a workload starting at any instant runs either the
+old or the new kcm, never a half-copied one. Bundles no longer linked are removed
+(running processes keep their files open). The symlink is relative, so the directory
+works wherever it is mounted in a container.
+"""
+
+import hashlib
+import os
+import shutil
+import sys
+
+from kcm import __version__
+from kcm.errors import KcmError
+
+LINK = "kcm"
+PREFIX = ".kcm-"
+TMP = ".kcm-tmp-"
+DEFAULT_BUNDLE = "/usr/local/share/kcm/bundle"
+
+
+def bundle_source(explicit: str | None) -> str:
+    """Where the bundle to install is: --from, $KCM_BUNDLE_DIR, this frozen kcm's own
+    directory, or the container image's default."""
+    if explicit:
+        source = explicit
+    elif os.environ.get("KCM_BUNDLE_DIR"):
+        source = os.environ["KCM_BUNDLE_DIR"]
+    elif getattr(sys, "frozen", False):
+        source = os.path.dirname(os.path.realpath(sys.executable))
+    else:
+        source = DEFAULT_BUNDLE
+    executable = os.path.join(source, "kcm")
+    if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
+        raise KcmError(f"no kcm bundle at {source} (expected an executable {executable}; "
+                       "build one with scripts/build-bundle.sh, pass --from)")
+    return source
+
+
+def digest(directory: str) -> str:
+    """A short content hash of a bundle, so re-installing the same one is a no-op."""
+    hasher = hashlib.sha256()
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            hasher.update(os.path.relpath(path, directory).encode() + b"\0")
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    hasher.update(block)
+    return hasher.hexdigest()[:12]
+
+
+def install(source: str, install_dir: str) -> tuple[str, bool]:
+    """Install the bundle; (path of the kcm link, whether anything changed)."""
+    try:
+        os.makedirs(install_dir, exist_ok=True)
+        target_name = f"{PREFIX}{__version__}-{digest(source)}"
+        target = os.path.join(install_dir, target_name)
+        link = os.path.join(install_dir, LINK)
+        wanted = os.path.join(target_name, "kcm")
+        if os.path.islink(link) and os.readlink(link) == wanted and os.path.isdir(target):
+            return link, False
+        if not os.path.isdir(target):
+            staging = os.path.join(install_dir, f"{TMP}{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(source, staging, symlinks=True)
+            _sync_tree(staging)
+            os.rename(staging, target)
+        temp_link = os.path.join(install_dir, f"{TMP}link-{os.getpid()}")
+        if os.path.lexists(temp_link):
+            os.unlink(temp_link)
+        os.symlink(wanted, temp_link)
+        if os.path.isdir(link) and not os.path.islink(link):
+            raise KcmError(f"{link} is a directory; refusing to replace it")
+        os.rename(temp_link, link)
+        _fsync(install_dir)
+        _remove_other_bundles(install_dir, keep=target_name)
+        return link, True
+    except OSError as error:
+        raise KcmError(f"cannot install kcm into {install_dir}: {error.strerror}: "
+                       f"{error.filename}") from None
+
+
+def uninstall(install_dir: str) -> list[str]:
+    """Remove the link and every bundle; what was removed."""
+    removed = []
+    link = os.path.join(install_dir, LINK)
+    if os.path.islink(link) or os.path.isfile(link):
+        os.unlink(link)
+        removed.append(link)
+    elif os.path.isdir(link):
+        raise KcmError(f"{link} is a directory, not kcm's binary; leaving it")
+    if os.path.isdir(install_dir):
+        for name in os.listdir(install_dir):
+            if name.startswith(PREFIX):
+                shutil.rmtree(os.path.join(install_dir, name), ignore_errors=True)
+                removed.append(os.path.join(install_dir, name))
+    return removed
+
+
+def _remove_other_bundles(install_dir: str, keep: str) -> None:
+    for name in os.listdir(install_dir):
+        if name.startswith(PREFIX) and name != keep:
+            path = os.path.join(install_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
+def _sync_tree(directory: str) -> None:
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        _fsync(root)
+
+
+def _fsync(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,93 @@
+"""``kcm install``: the self-contained bundle on the host, run where there is no Python."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.workloads import make_conf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory) -> Path:
+    """The PyInstaller bundle, built once per test session from the working tree."""
+    out = tmp_path_factory.mktemp("bundle") / "kcm"
+    env = dict(os.environ, PYTHON=str(Path(os.sys.executable)))
+    subprocess.run(["bash", str(ROOT / "scripts/build-bundle.sh"), str(out)], check=True,
+                   env=env, capture_output=True, timeout=600)
+    return out
+
+
+def test_install_is_atomic_idempotent_and_replaceable(kcm, bundle, tmp_path):
+    target = tmp_path / "opt-bin"
+    first = json.loads(kcm.run("install", f"--install-dir={target}", f"--from={bundle}",
+                               check=True).stdout)
+    link = target / "kcm"
+    assert first["changed"] is True and first["installed"] == str(link)
+    assert link.is_symlink() and not os.readlink(link).startswith("/")
+    version = subprocess.run([str(link), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("kcm ")
+    again = json.loads(kcm.run("install", f"--install-dir={target}", f"--from={bundle}",
+                               check=True).stdout)
+    assert again["changed"] is False
+    # A different bundle replaces the old one in one rename; the old one is removed.
+    other = tmp_path / "other"
+    shutil.copytree(bundle, other, symlinks=True)
+    (other / "marker").write_text("new")
+    kcm.run("install", f"--install-dir={target}", f"--from={other}", check=True)
+    bundles = [p.name for p in target.iterdir() if p.name.startswith(".kcm-")]
+    assert len(bundles) == 1 and (target / bundles[0] / "marker").exists()
+    assert not [p for p in target.iterdir() if p.name.startswith(".kcm-tmp-")]
+
+
+def test_install_without_a_bundle_is_a_clear_error(kcm, tmp_path):
+    result = kcm.run("install", f"--install-dir={tmp_path}", f"--from={tmp_path / 'none'}")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"kcm: no kcm bundle at {tmp_path / 'none'}")
+
+
+def system_libraries(bundle: Path) -> set[Path]:
+    """The host libraries (libc and friends) that the bundle's ELF files load."""
+    libraries: set[Path] = set()
+    for path in [bundle / "kcm", *bundle.rglob("*.so*")]:
+        out = subprocess.run(["ldd", str(path)], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            candidates = [p for p in parts if p.startswith("/")]
+            for candidate in candidates:
+                if not candidate.startswith(str(bundle)):
+                    libraries.add(Path(candidate))
+    return libraries
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("busybox"),
+                    reason="needs root (chroot, mount) and busybox")
+def test_the_installed_binary_runs_in_a_root_filesystem_without_python(kcm, bundle, tmp_path):
+    rootfs = tmp_path / "rootfs"
+    for directory in ("bin", "proc", "tmp", "etc", "opt/bin"):
+        (rootfs / directory).mkdir(parents=True)
+    shutil.copy2(shutil.which("busybox"), rootfs / "bin/busybox")
+    for library in system_libraries(bundle):
+        destination = rootfs / str(library).lstrip("/")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(library.resolve(), destination)
+    kcm.run("install", f"--install-dir={rootfs / 'opt/bin'}", f"--from={bundle}", check=True)
+    make_conf(rootfs / "etc/kcm", {"dataplane": (True, ["1"]), "infra": (False, ["0"])})
+    assert not list(rootfs.rglob("python3*")) or all(
+        "kcm" in str(p) for p in rootfs.rglob("python3*")), "a Python outside the bundle"
+    script = (f"mount --bind /proc {rootfs}/proc && exec chroot {rootfs} /opt/bin/kcm isolate "
+              "--conf-dir=/etc/kcm --pool=dataplane -- /bin/busybox grep Cpus_allowed_list "
+              "/proc/self/status")
+    result = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Cpus_allowed_list:", "1"]
+    assert (rootfs / "etc/kcm/pools/dataplane/1/tasks").read_text() == ""
+    no_python = subprocess.run(["chroot", str(rootfs), "/bin/busybox", "which", "python3"],
+                               capture_output=True)
+    assert no_python.returncode != 0
