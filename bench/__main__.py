@@ -24,13 +24,10 @@ def main() -> int:
         "isolate start-up overhead": (isolate.__doc__, isolate.run),
         "allocation quality": (allocation.__doc__, allocation.run),
     }
-    wanted = sys.argv[1:] or list(sections)
     parts = [INTRO.format(machine=f"{platform.machine()}, {platform.system()} "
                                   f"{platform.release()}, Python {platform.python_version()}",
                           date=time.strftime("%Y-%m-%d"))]
     for title, (doc, run) in sections.items():
-        if title.split()[0] not in [w.split()[0] for w in wanted]:
-            continue
         started = time.monotonic()
         table = run()
         parts.append(f"## {title.capitalize()}\n\n{doc.strip()}\n\n{table}\n\n"

@@ -1,7 +1,9 @@
 """Start-up overhead of ``kcm isolate --pool=infra -- true`` against the machine's floor.
 
 kcm is installed from the working tree into a fresh virtual environment (a regular,
-non-editable install, as on a node). Runs are interleaved so that drift in the
+non-editable install, as in the container image), and the self-contained bundle that
+``kcm install`` puts on hosts (PyInstaller, one directory) is built and installed too:
+that is what workloads without Python run. Runs are interleaved so that drift in the
 machine's load hits every command alike; the median of each is reported, and the
 ratio to bare ``python -c pass`` with the same interpreter.
 """
@@ -24,6 +26,20 @@ def install_kcm(venv: Path) -> tuple[str, str]:
     subprocess.run([str(venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
                     str(ROOT)], check=True)
     return str(venv / "bin/python"), str(venv / "bin/kcm")
+
+
+def install_bundle(kcm: str, work: Path) -> str | None:
+    """Build and install the bundle; None when PyInstaller is not available."""
+    try:
+        import PyInstaller  # noqa: F401
+    except ImportError:
+        return None
+    bundle = work / "bundle"
+    subprocess.run(["bash", str(ROOT / "scripts/build-bundle.sh"), str(bundle)], check=True,
+                   env={**os.environ, "PYTHON": sys.executable}, capture_output=True)
+    subprocess.run([kcm, "install", f"--install-dir={work / 'opt-bin'}", f"--from={bundle}"],
+                   check=True, capture_output=True)
+    return str(work / "opt-bin" / "kcm")
 
 
 def time_runs(commands: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
@@ -51,6 +67,10 @@ def run(runs: int = RUNS) -> str:
             "kcm isolate --pool=dataplane -- true": [kcm, "isolate", f"--conf-dir={conf}",
                                                      "--pool=dataplane", "--", "true"],
         }
+        installed = install_bundle(kcm, work)
+        if installed:
+            commands["installed bundle: kcm isolate --pool=infra -- true"] = [
+                installed, "isolate", f"--conf-dir={conf}", "--pool=infra", "--", "true"]
         samples = time_runs(commands, runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
