@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "cluster-init": (None, "set up kcm on cluster nodes in one command"),
     "uninstall": ("uninstall", "remove what kcm added to the node"),
     "webhook": (None, "serve the mutating admission webhook"),
-    "manifests": (None, "print the Kubernetes manifests for kcm"),
+    "manifests": ("manifests", "print the Kubernetes manifests for kcm"),
 }
 
 # isolate's options that take a value, for splitting its argv from the command.
@@ -89,6 +89,44 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _label(text: str) -> str:
+    import argparse
+
+    key, equals, value = text.partition("=")
+    if not equals or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected LABEL=VALUE, got {text!r}")
+    return text
+
+
+def _deploy_options(parser) -> None:
+    """The options shared by ``manifests`` and ``cluster-init``."""
+    from kcm.manifests import DEFAULT_IMAGE
+
+    parser.add_argument("--namespace", default="kcm-system")
+    parser.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMAGE",
+                        help=f"kcm container image (default {DEFAULT_IMAGE})")
+    parser.add_argument("--conf-dir", default="/etc/kcm", metavar="DIR",
+                        help="configuration directory on the hosts (default /etc/kcm)")
+    _install_dir(parser)
+    parser.add_argument("--num-dp-cores", type=_positive_int, default=4, metavar="N")
+    parser.add_argument("--num-cp-cores", type=_positive_int, default=1, metavar="N")
+    parser.add_argument("--dp-mode", choices=STRATEGIES, default="packed")
+    parser.add_argument("--cp-mode", choices=STRATEGIES, default="packed")
+    parser.add_argument("--reconcile-interval", type=_seconds, default=30.0, metavar="SECONDS")
+    parser.add_argument("--report-interval", type=_seconds, default=60.0, metavar="SECONDS")
+    parser.add_argument("--node-selector", type=_label, default="kcm.dev/enabled=true",
+                        metavar="LABEL=VALUE",
+                        help="nodes that run kcm (default kcm.dev/enabled=true)")
+    _resource_prefix(parser)
+    parser.add_argument("--taint", action="store_true",
+                        help="taint kcm nodes kcm.dev/node=true:NoSchedule")
+    parser.add_argument("--no-webhook", action="store_true",
+                        help="leave out the admission webhook")
+    parser.add_argument("--webhook-cert-dir", metavar="DIR",
+                        help="keep the webhook's CA and certificate here and reuse them "
+                             "(default: mint new ones)")
+
+
 def build_parser():
     import argparse
 
@@ -144,6 +182,11 @@ def build_parser():
     install.add_argument("--from", dest="source", metavar="DIR",
                          help="the kcm bundle to install (default $KCM_BUNDLE_DIR, this "
                               "binary's own bundle, or /usr/local/share/kcm/bundle)")
+
+    manifests = parsers["manifests"]
+    _deploy_options(manifests)
+    manifests.add_argument("--only", choices=("init-pod", "discover-pod", "reconcile"),
+                           help="only the operator manual's Pod template for one step")
 
     uninstall = parsers["uninstall"]
     _conf_dir(uninstall)

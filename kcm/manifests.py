@@ -1,7 +1,54 @@
-"""Kubernetes objects kcm creates, as plain data (rendered to YAML by the commands)."""
+"""Kubernetes objects kcm creates, as plain data (rendered to YAML by the commands).
+
+Everything a cluster needs comes from ``cluster_objects(Settings)``; the seed's
+per-step Pod templates (init, discover, reconcile) from ``step_objects``. Commands are
+argument lists, never a shell string with values pasted in; only what must write to
+the host gets a writable hostPath; host /proc is read-only; nothing is privileged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kcm import __version__
 
 GROUP = "kcm.dev"
 NODE_LABEL = f"{GROUP}/node"
+DEFAULT_IMAGE = f"ghcr.io/kcm-project/kcm:{__version__}"
+HOST_PROC = "/host/proc"
+WEBHOOK_NAME = "kcm-webhook"
+NODE_AGENT = "kcm-node"
+METRICS_PORT = 9464
+WEBHOOK_PORT = 8443
+WEBHOOK_CERT_DIR = "/etc/kcm-webhook"
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str = "kcm-system"
+    image: str = DEFAULT_IMAGE
+    conf_dir: str = "/etc/kcm"
+    install_dir: str = "/opt/bin"
+    num_dp_cores: int = 4
+    num_cp_cores: int = 1
+    dp_mode: str = "packed"
+    cp_mode: str = "packed"
+    reconcile_interval: float = 30.0
+    report_interval: float = 60.0
+    node_selector: tuple[str, str] = (f"{GROUP}/enabled", "true")
+    resource_prefix: str = GROUP
+    taint: bool = False
+    webhook: bool = True
+    webhook_replicas: int = 2
+
+
+@dataclass(frozen=True)
+class WebhookTls:
+    """PEM texts of the webhook's CA and serving certificate."""
+
+    ca: str
+    cert: str
+    key: str
 
 
 def resource_name(prefix: str, pool: str) -> str:
@@ -109,3 +156,330 @@ def node_report_crd() -> dict:
             }],
         },
     }
+
+
+# -- building blocks ------------------------------------------------------------
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _labels(component: str) -> dict:
+    return {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": component,
+            "app.kubernetes.io/version": __version__}
+
+
+def _meta(name: str, settings: Settings | None, component: str) -> dict:
+    meta: dict = {"name": name, "labels": _labels(component)}
+    if settings is not None:
+        meta["namespace"] = settings.namespace
+    return meta
+
+
+def _host_volumes(settings: Settings, install: bool = False) -> list[dict]:
+    volumes = [
+        {"name": "kcm-conf", "hostPath": {"path": settings.conf_dir, "type": "DirectoryOrCreate"}},
+        {"name": "host-proc", "hostPath": {"path": "/proc", "type": "Directory"}},
+    ]
+    if install:
+        volumes.append({"name": "kcm-install",
+                        "hostPath": {"path": settings.install_dir, "type": "DirectoryOrCreate"}})
+    return volumes
+
+
+def _mounts(settings: Settings, conf_writable: bool, install: bool = False) -> list[dict]:
+    mounts = [
+        {"name": "kcm-conf", "mountPath": settings.conf_dir, "readOnly": not conf_writable},
+        {"name": "host-proc", "mountPath": HOST_PROC, "readOnly": True},
+    ]
+    if install:
+        mounts.append({"name": "kcm-install", "mountPath": settings.install_dir})
+    return mounts
+
+
+def _env(settings: Settings, node_name: bool = False) -> list[dict]:
+    env = [{"name": "KCM_CONF_DIR", "value": settings.conf_dir},
+           {"name": "KCM_PROC_FS", "value": HOST_PROC}]
+    if node_name:
+        env.append({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
+    return env
+
+
+_NODE_SECURITY = {
+    # root to write the root-owned hostPath directories; nothing else.
+    "runAsUser": 0,
+    "runAsNonRoot": False,
+    "privileged": False,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+
+
+def _container(settings: Settings, name: str, args: list[str], *, conf_writable: bool,
+               install: bool = False, node_name: bool = False, extra_env: list | None = None,
+               ports: list | None = None) -> dict:
+    container = {
+        "name": name,
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["kcm"],
+        "args": args,
+        "env": _env(settings, node_name) + (extra_env or []),
+        "volumeMounts": _mounts(settings, conf_writable, install),
+        "securityContext": dict(_NODE_SECURITY),
+        "resources": _RESOURCES,
+    }
+    if ports:
+        container["ports"] = ports
+    return container
+
+
+def _init_args(settings: Settings) -> list[str]:
+    return ["init", f"--conf-dir={settings.conf_dir}",
+            f"--num-dp-cores={settings.num_dp_cores}", f"--num-cp-cores={settings.num_cp_cores}",
+            f"--dp-mode={settings.dp_mode}", f"--cp-mode={settings.cp_mode}"]
+
+
+def _discover_args(settings: Settings) -> list[str]:
+    args = ["discover", f"--conf-dir={settings.conf_dir}",
+            f"--resource-prefix={settings.resource_prefix}"]
+    return [*args, "--taint"] if settings.taint else args
+
+
+def _tolerations(settings: Settings) -> list[dict]:
+    """Only kcm's own taint, never a tolerate-everything wildcard."""
+    return [{"key": NODE_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+
+
+def _pod_spec(settings: Settings, containers: list[dict], init_containers: list | None = None,
+              install: bool = False, restart: str = "Always") -> dict:
+    spec = {
+        "serviceAccountName": NODE_AGENT,
+        "automountServiceAccountToken": True,
+        "nodeSelector": {settings.node_selector[0]: settings.node_selector[1]},
+        "tolerations": _tolerations(settings),
+        "restartPolicy": restart,
+        "containers": containers,
+        "volumes": _host_volumes(settings, install),
+    }
+    if init_containers:
+        spec["initContainers"] = init_containers
+    return spec
+
+
+# -- the cluster's objects ----------------------------------------------------------
+
+def namespace(settings: Settings) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": settings.namespace, "labels": _labels("namespace")}}
+
+
+def rbac(settings: Settings) -> list[dict]:
+    """The node agent may read and patch nodes (capacity, label, taint) and write its
+    NodeReports; nothing else. The webhook needs no API access at all."""
+    rules = [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+        {"apiGroups": [GROUP], "resources": ["nodereports"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": [GROUP], "resources": ["nodereports/status"], "verbs": ["patch"]},
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _meta(NODE_AGENT, settings, "node-agent"),
+         "automountServiceAccountToken": False},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _meta(WEBHOOK_NAME, settings, "webhook"),
+         "automountServiceAccountToken": False},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": _meta(NODE_AGENT, None, "node-agent"), "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": _meta(NODE_AGENT, None, "node-agent"),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": NODE_AGENT},
+         "subjects": [{"kind": "ServiceAccount", "name": NODE_AGENT,
+                       "namespace": settings.namespace}]},
+    ]
+
+
+def node_daemonset(settings: Settings) -> dict:
+    """Per node: init, install, discover as init containers; then reconcile and the
+    node report (published, with metrics) as long-running containers."""
+    init_containers = [
+        _container(settings, "init", _init_args(settings), conf_writable=True),
+        _container(settings, "install", ["install", f"--install-dir={settings.install_dir}"],
+                   conf_writable=False, install=True),
+        _container(settings, "discover", _discover_args(settings), conf_writable=False,
+                   node_name=True),
+    ]
+    containers = [
+        _container(settings, "reconcile",
+                   ["reconcile", f"--conf-dir={settings.conf_dir}",
+                    f"--interval={_number(settings.reconcile_interval)}"], conf_writable=True),
+        _container(settings, "node-report",
+                   ["node-report", f"--conf-dir={settings.conf_dir}", "--publish",
+                    f"--interval={_number(settings.report_interval)}",
+                    f"--metrics-port={METRICS_PORT}"],
+                   conf_writable=False, node_name=True,
+                   ports=[{"name": "metrics", "containerPort": METRICS_PORT}]),
+    ]
+    selector = {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": "node-agent"}
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": _meta(NODE_AGENT, settings, "node-agent"),
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": _labels("node-agent")},
+                "spec": _pod_spec(settings, containers, init_containers, install=True),
+            },
+        },
+    }
+
+
+def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
+    import base64
+
+    selector = {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": "webhook"}
+    secret = {
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": _meta(f"{WEBHOOK_NAME}-tls", settings, "webhook"),
+        "stringData": {"tls.crt": tls.cert, "tls.key": tls.key, "ca.crt": tls.ca},
+    }
+    container = {
+        "name": "webhook",
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["kcm"],
+        "args": ["webhook", f"--tls-cert-file={WEBHOOK_CERT_DIR}/tls.crt",
+                 f"--tls-private-key-file={WEBHOOK_CERT_DIR}/tls.key",
+                 f"--secure-port={WEBHOOK_PORT}", f"--conf-dir={settings.conf_dir}",
+                 f"--install-dir={settings.install_dir}",
+                 f"--resource-prefix={settings.resource_prefix}"],
+        "ports": [{"name": "https", "containerPort": WEBHOOK_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
+        "volumeMounts": [{"name": "tls", "mountPath": WEBHOOK_CERT_DIR, "readOnly": True}],
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "privileged": False, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "resources": _RESOURCES,
+    }
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta(WEBHOOK_NAME, settings, "webhook"),
+        "spec": {
+            "replicas": settings.webhook_replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": _labels("webhook")},
+                "spec": {
+                    "serviceAccountName": WEBHOOK_NAME,
+                    "automountServiceAccountToken": False,
+                    "containers": [container],
+                    "volumes": [{"name": "tls", "secret": {"secretName": f"{WEBHOOK_NAME}-tls"}}],
+                },
+            },
+        },
+    }
+    svc = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _meta(WEBHOOK_NAME, settings, "webhook"),
+        "spec": {"selector": selector,
+                 "ports": [{"name": "https", "port": 443, "targetPort": "https"}]},
+    }
+    prefix = settings.resource_prefix
+    uses_kcm = (
+        f"(has(object.metadata.annotations) && '{GROUP}/pool' in object.metadata.annotations)"
+        f" || object.spec.containers.exists(c, has(c.resources) && ("
+        f"(has(c.resources.requests) && c.resources.requests.exists(r, r.startsWith('{prefix}/')))"
+        f" || (has(c.resources.limits) && c.resources.limits.exists(r, r.startsWith('{prefix}/')))"
+        "))"
+    )
+    configuration = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": _meta(WEBHOOK_NAME, None, "webhook"),
+        "webhooks": [{
+            "name": f"pods.{GROUP}",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            # Only kcm workloads reach the webhook (matchConditions), so failing closed
+            # blocks nothing else: a kcm pod never starts without its mounts.
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "reinvocationPolicy": "Never",
+            "clientConfig": {
+                "service": {"namespace": settings.namespace, "name": WEBHOOK_NAME,
+                            "path": "/mutate", "port": 443},
+                "caBundle": base64.b64encode(tls.ca.encode()).decode(),
+            },
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                "values": ["kube-system", settings.namespace]}]},
+            "matchConditions": [{"name": "uses-kcm", "expression": uses_kcm}],
+        }],
+    }
+    return [secret, deployment, svc, configuration]
+
+
+def webhook_service_names(settings: Settings) -> list[str]:
+    """DNS names the API server uses to reach the webhook's Service."""
+    base = f"{WEBHOOK_NAME}.{settings.namespace}"
+    return [WEBHOOK_NAME, base, f"{base}.svc", f"{base}.svc.cluster.local"]
+
+
+def cluster_objects(settings: Settings, tls: WebhookTls | None = None) -> list[dict]:
+    """Everything a cluster needs, in the order to apply it."""
+    objects = [namespace(settings), *rbac(settings), node_report_crd(), node_daemonset(settings)]
+    if settings.webhook:
+        if tls is None:
+            raise ValueError("the webhook objects need its TLS material")
+        objects += webhook_objects(settings, tls)
+    return objects
+
+
+# -- the operator manual's per-step templates ------------------------------------------
+
+STEPS = ("init-pod", "discover-pod", "reconcile")
+
+
+def step_objects(settings: Settings, step: str) -> list[dict]:
+    """The seed's Pod templates: ``kcm init`` and ``kcm discover`` as one-shot Pods,
+    ``kcm reconcile`` as a DaemonSet sleeping KCM_RECONCILE_SLEEP_TIME between passes."""
+    if step == "init-pod":
+        container = _container(settings, "kcm-init", _init_args(settings), conf_writable=True)
+        return [{"apiVersion": "v1", "kind": "Pod",
+                 "metadata": _meta("kcm-init", settings, "init"),
+                 "spec": _pod_spec(settings, [container], restart="Never")}]
+    if step == "discover-pod":
+        container = _container(settings, "kcm-discover", _discover_args(settings),
+                               conf_writable=False, node_name=True)
+        return [{"apiVersion": "v1", "kind": "Pod",
+                 "metadata": _meta("kcm-discover", settings, "discover"),
+                 "spec": _pod_spec(settings, [container], restart="Never")}]
+    if step == "reconcile":
+        sleep = [{"name": "KCM_RECONCILE_SLEEP_TIME",
+                  "value": _number(settings.reconcile_interval)}]
+        container = _container(settings, "kcm-reconcile",
+                               ["reconcile", f"--conf-dir={settings.conf_dir}"],
+                               conf_writable=True, extra_env=sleep)
+        selector = {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": "reconcile"}
+        return [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                 "metadata": _meta("kcm-reconcile", settings, "reconcile"),
+                 "spec": {"selector": {"matchLabels": selector},
+                          "template": {"metadata": {"labels": _labels("reconcile")},
+                                       "spec": _pod_spec(settings, [container])}}}]
+    raise ValueError(f"unknown step {step!r} (one of {', '.join(STEPS)})")
+
+
+def to_yaml(objects: list[dict]) -> str:
+    import yaml
+
+    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=False, width=100)
+                   for obj in objects)
