@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "isolate": ("isolate", "run a command pinned to CPUs taken from a pool"),
     "install": ("install", "put a self-contained kcm binary on the host"),
     "node-report": ("node_report", "report the node's topology, pools and checks"),
-    "cluster-init": (None, "set up kcm on cluster nodes in one command"),
+    "cluster-init": ("cluster_init", "set up kcm on cluster nodes in one command"),
     "uninstall": ("uninstall", "remove what kcm added to the node"),
     "webhook": (None, "serve the mutating admission webhook"),
     "manifests": ("manifests", "print the Kubernetes manifests for kcm"),
@@ -187,6 +187,16 @@ def build_parser():
     _deploy_options(manifests)
     manifests.add_argument("--only", choices=("init-pod", "discover-pod", "reconcile"),
                            help="only the operator manual's Pod template for one step")
+
+    cluster_init = parsers["cluster-init"]
+    hosts = cluster_init.add_mutually_exclusive_group(required=True)
+    hosts.add_argument("--host-list", metavar="NODE,NODE", help="the nodes to set up")
+    hosts.add_argument("--all-hosts", action="store_true", help="set up every node")
+    _deploy_options(cluster_init)
+    cluster_init.add_argument("--dry-run", action="store_true",
+                              help="print what would be applied and change nothing")
+    cluster_init.add_argument("--timeout", type=_seconds, default=600.0, metavar="SECONDS",
+                              help="how long to wait for the nodes (default 600)")
 
     uninstall = parsers["uninstall"]
     _conf_dir(uninstall)

@@ -347,7 +347,9 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
     secret = {
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": _meta(f"{WEBHOOK_NAME}-tls", settings, "webhook"),
-        "stringData": {"tls.crt": tls.cert, "tls.key": tls.key, "ca.crt": tls.ca},
+        "data": {name: base64.b64encode(text.encode()).decode()
+                 for name, text in (("tls.crt", tls.cert), ("tls.key", tls.key),
+                                    ("ca.crt", tls.ca))},
     }
     container = {
         "name": "webhook",
@@ -426,6 +428,19 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
         }],
     }
     return [secret, deployment, svc, configuration]
+
+
+def tls_from_secret(secret: dict) -> WebhookTls | None:
+    """The webhook's TLS material from its Secret as read from the cluster."""
+    import base64
+
+    data = secret.get("data") or {}
+    try:
+        return WebhookTls(ca=base64.b64decode(data["ca.crt"]).decode(),
+                          cert=base64.b64decode(data["tls.crt"]).decode(),
+                          key=base64.b64decode(data["tls.key"]).decode())
+    except (KeyError, ValueError):
+        return None
 
 
 def webhook_service_names(settings: Settings) -> list[str]:

@@ -36,6 +36,24 @@ import attrs
 import jsonpatch
 import kmock
 from aiohttp.test_utils import RawTestServer
+from kmock._internal import parsing as kmock_parsing
+
+_kmock_parse_path = kmock_parsing.parse_path
+
+
+def _parse_path(path: str) -> kmock_parsing.ParsedPath:
+    """kmock 0.8 reads ``/api/v1/namespaces[/NAME]`` (the Namespace objects themselves)
+    as a namespace prefix with nothing after it, and fails; parse them as the
+    cluster-scoped resource they are."""
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 5:
+        name = parts[3] if len(parts) > 3 else None
+        sub = parts[4] if len(parts) > 4 else None
+        return kmock_parsing.ParsedPath("", "v1", "namespaces", None, name, sub)
+    return _kmock_parse_path(path)
+
+
+kmock_parsing.parse_path = _parse_path
 
 
 @dataclass(frozen=True)
@@ -183,7 +201,7 @@ class Store:
                 raise ApiStatus(405, "MethodNotAllowed", f"{method} on a collection")
             key = (kind.group, kind.plural, namespace, name)
             if sub == "log":
-                return 200, self._log(key)
+                return 200, self._log(key, query.get("container"))
             if method == "GET":
                 return 200, copy.deepcopy(self._existing(key, kind))
             if method == "PUT":
@@ -326,11 +344,13 @@ class Store:
         self.objects[key] = new
         return copy.deepcopy(new)
 
-    def _log(self, key: tuple) -> str:
+    def _log(self, key: tuple, container: str | None) -> str:
+        """A pod's log: the test sets it as the annotation ``test/log.<container>``."""
         obj = self.objects.get(("", *key[1:]))
         if obj is None:
             raise ApiStatus(404, "NotFound", f'pods "{key[3]}" not found')
-        return obj.get("metadata", {}).get("annotations", {}).get("test/log", "")
+        annotations = obj.get("metadata", {}).get("annotations", {})
+        return annotations.get(f"test/log.{container}", annotations.get("test/log", ""))
 
 
 def _api_version(kind: Kind) -> str:

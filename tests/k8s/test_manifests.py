@@ -109,7 +109,7 @@ def test_the_webhook_is_scoped_fails_closed_and_trusts_its_own_ca(kcm):
     assert "kcm.dev/pool" in hook["matchConditions"][0]["expression"]
     secret = next(o for o in objects if o["kind"] == "Secret")
     ca = x509.load_pem_x509_certificate(base64.b64decode(hook["clientConfig"]["caBundle"]))
-    cert = x509.load_pem_x509_certificate(secret["stringData"]["tls.crt"].encode())
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
     assert cert.issuer == ca.subject
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "kcm-webhook.kcm-system.svc" in names.get_values_for_type(x509.DNSName)
