@@ -16,7 +16,8 @@ STEPS = ("init", "install", "discover")
 
 class FakeCluster(threading.Thread):
     """For each node labeled for kcm once the DaemonSet exists: create its pod, run the
-    init containers one per tick, then advertise the node as discover would."""
+    init containers one step each time cluster-init has looked at the pod, then
+    advertise the node as discover would (so every state is seen, whatever the speed)."""
 
     def __init__(self, api, fail: dict | None = None, stuck: set | None = None):
         super().__init__(daemon=True)
@@ -24,6 +25,7 @@ class FakeCluster(threading.Thread):
         self.fail = fail or {}
         self.stuck = stuck or set()
         self.progress: dict[str, int] = {}
+        self.seen: dict[str, int] = {}
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -35,7 +37,18 @@ class FakeCluster(threading.Thread):
                 if (group, plural) == ("", "nodes") and labels.get("kcm.dev/enabled") == "true":
                     self.tick(name)
 
+    def looked_at(self, node: str) -> bool:
+        """Whether cluster-init listed this node's pod since the last step."""
+        count = sum(1 for r in self.store.requests("GET", "/pods")
+                    if r.query.get("fieldSelector") == f"spec.nodeName={node}")
+        if node in self.progress and count == self.seen.get(node):
+            return False
+        self.seen[node] = count
+        return True
+
     def tick(self, node: str) -> None:
+        if not self.looked_at(node):
+            return
         step = self.progress.get(node, 0)
         if node in self.stuck and step >= 1:
             return

@@ -8,10 +8,15 @@ import pytest
 import yaml
 from cryptography import x509
 
-from kcm.manifests import (
-    NODE_AGENT, Settings, cluster_objects, step_objects, to_yaml, webhook_service_names,
-)
 from kcm.certs import mint
+from kcm.manifests import (
+    NODE_AGENT,
+    Settings,
+    cluster_objects,
+    step_objects,
+    to_yaml,
+    webhook_service_names,
+)
 
 VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
 
@@ -104,8 +109,9 @@ def test_the_webhook_is_scoped_fails_closed_and_trusts_its_own_ca(kcm):
     configuration = next(o for o in objects if o["kind"] == "MutatingWebhookConfiguration")
     hook = configuration["webhooks"][0]
     assert hook["failurePolicy"] == "Fail"
-    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-            "values": ["kube-system", "kcm-system"]} in hook["namespaceSelector"]["matchExpressions"]
+    excluded = {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                "values": ["kube-system", "kcm-system"]}
+    assert excluded in hook["namespaceSelector"]["matchExpressions"]
     assert "kcm.dev/pool" in hook["matchConditions"][0]["expression"]
     secret = next(o for o in objects if o["kind"] == "Secret")
     ca = x509.load_pem_x509_certificate(base64.b64decode(hook["clientConfig"]["caBundle"]))
