@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 STRATEGIES = ("packed", "spread")
 
-# Subcommands in help order: name -> (module under kcm.commands or None, summary).
-COMMANDS: dict[str, tuple[str | None, str]] = {
+# Subcommands in help order: name -> (module under kcm.commands, summary).
+COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("init", "create the configuration directory with pools for this node"),
     "discover": ("discover", "advertise exclusive pools as node extended resources"),
     "describe": ("describe", "show pools, CPU lists and tasks"),
@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "node-report": ("node_report", "report the node's topology, pools and checks"),
     "cluster-init": ("cluster_init", "set up kcm on cluster nodes in one command"),
     "uninstall": ("uninstall", "remove what kcm added to the node"),
-    "webhook": (None, "serve the mutating admission webhook"),
+    "webhook": ("webhook", "serve the mutating admission webhook"),
     "manifests": ("manifests", "print the Kubernetes manifests for kcm"),
 }
 
@@ -198,6 +198,16 @@ def build_parser():
     cluster_init.add_argument("--timeout", type=_seconds, default=600.0, metavar="SECONDS",
                               help="how long to wait for the nodes (default 600)")
 
+    webhook = parsers["webhook"]
+    webhook.add_argument("--tls-cert-file", required=True, metavar="FILE")
+    webhook.add_argument("--tls-private-key-file", required=True, metavar="FILE")
+    webhook.add_argument("--secure-port", type=_port, default=8443, metavar="PORT")
+    webhook.add_argument("--bind-address", default="0.0.0.0", metavar="ADDRESS")
+    webhook.add_argument("--conf-dir", default="/etc/kcm", metavar="DIR",
+                         help="configuration directory on the hosts, mounted into workloads")
+    _install_dir(webhook)
+    _resource_prefix(webhook)
+
     uninstall = parsers["uninstall"]
     _conf_dir(uninstall)
     _install_dir(uninstall)
@@ -301,10 +311,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("kcm isolate: error: a COMMAND to run is required", file=sys.stderr)
         return 2
     module_name, _ = COMMANDS[args.command]
-    if module_name is None:
-        print(f"kcm: the {args.command} command is not available in kcm {__version__}",
-              file=sys.stderr)
-        return 1
     try:
         module = __import__(f"kcm.commands.{module_name}", fromlist=["run"])
         return module.run(args)

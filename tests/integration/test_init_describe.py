@@ -173,15 +173,12 @@ def test_bad_flags_are_usage_errors(kcm, tmp_path, args):
     assert not (tmp_path / "kcm").exists()
 
 
-def test_help_lists_every_subcommand_and_unbuilt_ones_exit_1(kcm):
+def test_help_lists_every_subcommand(kcm):
     help_text = kcm.run("--help", check=True).stdout
     for command in ("init", "discover", "describe", "reconcile", "isolate", "install",
                     "node-report", "cluster-init", "uninstall", "webhook", "manifests"):
         assert command in help_text
     assert kcm.run("--version", check=True).stdout.startswith("kcm ")
-    for command, (module, _) in COMMANDS.items():
-        if module is None:
-            result = kcm.run(command)
-            assert result.returncode == 1
-            assert result.stderr == f"kcm: the {command} command is not available in kcm " \
-                                    f"{__version__}\n"
+    assert __version__ in kcm.run("--version", check=True).stdout
+    for command in COMMANDS:
+        assert kcm.run(command, "--help", check=True).stdout.startswith(f"usage: kcm {command}")

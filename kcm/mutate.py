@@ -1,0 +1,141 @@
+"""The admission webhook's decision: which pods are kcm workloads, and the minimal JSON
+patch that gives them what ``kcm isolate`` needs. Pure functions over dicts.
+
+A pod is a kcm workload when a container (or init container) requests or limits a
+``<prefix>/*`` extended resource, or the pod carries the annotation ``kcm.dev/pool``.
+The containers that use kcm are those that request such a resource; in a pod marked
+only by the annotation, every (non-init) container. They get:
+
+- the configuration directory (read-write: isolate records tasks there), host /proc
+  read-only at /host/proc, and the install directory read-only;
+- ``KCM_CONF_DIR``, ``KCM_PROC_FS`` and, when they request ``<prefix>/<pool>-cores``,
+  ``KCM_NUM_CORES``.
+
+Only ``add`` operations, on the paths concerned; nothing else is touched: no service
+account, no tolerations, no security context. Names that already exist win: a volume,
+mount or variable the pod already defines is left as it is. The pod is annotated
+``kcm.dev/mutated: "true"``, and such a pod gets no patch (a second pass is a no-op).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "kcm.dev"
+POOL_ANNOTATION = f"{GROUP}/pool"
+MUTATED_ANNOTATION = f"{GROUP}/mutated"
+HOST_PROC = "/host/proc"
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    conf_dir: str = "/etc/kcm"
+    install_dir: str = "/opt/bin"
+    resource_prefix: str = GROUP
+
+
+def _escape(key: str) -> str:
+    """A JSON pointer token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _kcm_resources(container: dict, prefix: str) -> dict[str, str]:
+    resources = container.get("resources") or {}
+    found: dict[str, str] = {}
+    for section in ("limits", "requests"):
+        for name, value in (resources.get(section) or {}).items():
+            if name.startswith(f"{prefix}/"):
+                found.setdefault(name, str(value))
+    return found
+
+
+def is_workload(pod: dict, settings: WorkloadSettings) -> bool:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if POOL_ANNOTATION in annotations:
+        return True
+    spec = pod.get("spec") or {}
+    return any(_kcm_resources(container, settings.resource_prefix)
+               for key in ("containers", "initContainers")
+               for container in spec.get(key) or [])
+
+
+def num_cores(container: dict, prefix: str) -> int | None:
+    """CPU lists asked for: the count of ``<prefix>/<pool>-cores`` the container requests."""
+    counts = [value for name, value in _kcm_resources(container, prefix).items()
+              if name.endswith("-cores")]
+    total = 0
+    for value in counts:
+        if not value.isdigit():
+            return None
+        total += int(value)
+    return total or None
+
+
+def patch_for(pod: dict, settings: WorkloadSettings) -> list[dict]:
+    """The JSON patch for a pod; [] when it is not a kcm workload or already mutated."""
+    metadata = pod.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if MUTATED_ANNOTATION in annotations or not is_workload(pod, settings):
+        return []
+    spec = pod.get("spec") or {}
+    prefix = settings.resource_prefix
+    ops: list[dict] = []
+    volumes = _volumes(settings)
+    existing_volumes = {volume.get("name") for volume in spec.get("volumes") or []}
+    new_volumes = [volume for volume in volumes if volume["name"] not in existing_volumes]
+    if "volumes" not in spec:
+        ops.append({"op": "add", "path": "/spec/volumes", "value": new_volumes})
+    else:
+        ops += [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in new_volumes]
+    annotation_only = not any(_kcm_resources(c, prefix) for key in ("containers", "initContainers")
+                              for c in spec.get(key) or [])
+    for key in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(key) or []):
+            uses = bool(_kcm_resources(container, prefix)) or (
+                annotation_only and key == "containers")
+            if uses:
+                ops += _container_ops(f"/spec/{key}/{index}", container, settings)
+    if "annotations" not in metadata:
+        ops.append({"op": "add", "path": "/metadata/annotations",
+                    "value": {MUTATED_ANNOTATION: "true"}})
+    else:
+        ops.append({"op": "add", "path": f"/metadata/annotations/{_escape(MUTATED_ANNOTATION)}",
+                    "value": "true"})
+    return ops
+
+
+def _volumes(settings: WorkloadSettings) -> list[dict]:
+    return [
+        {"name": "kcm-conf", "hostPath": {"path": settings.conf_dir, "type": "Directory"}},
+        {"name": "kcm-host-proc", "hostPath": {"path": "/proc", "type": "Directory"}},
+        {"name": "kcm-install", "hostPath": {"path": settings.install_dir, "type": "Directory"}},
+    ]
+
+
+def _container_ops(path: str, container: dict, settings: WorkloadSettings) -> list[dict]:
+    ops: list[dict] = []
+    mounts = [
+        {"name": "kcm-conf", "mountPath": settings.conf_dir},
+        {"name": "kcm-host-proc", "mountPath": HOST_PROC, "readOnly": True},
+        {"name": "kcm-install", "mountPath": settings.install_dir, "readOnly": True},
+    ]
+    have = container.get("volumeMounts") or []
+    taken = {m.get("name") for m in have} | {m.get("mountPath") for m in have}
+    new_mounts = [m for m in mounts if m["name"] not in taken and m["mountPath"] not in taken]
+    if "volumeMounts" not in container:
+        if new_mounts:
+            ops.append({"op": "add", "path": f"{path}/volumeMounts", "value": new_mounts})
+    else:
+        ops += [{"op": "add", "path": f"{path}/volumeMounts/-", "value": m} for m in new_mounts]
+    env = [{"name": "KCM_CONF_DIR", "value": settings.conf_dir},
+           {"name": "KCM_PROC_FS", "value": HOST_PROC}]
+    cores = num_cores(container, settings.resource_prefix)
+    if cores is not None:
+        env.append({"name": "KCM_NUM_CORES", "value": str(cores)})
+    defined = {variable.get("name") for variable in container.get("env") or []}
+    new_env = [variable for variable in env if variable["name"] not in defined]
+    if "env" not in container:
+        ops.append({"op": "add", "path": f"{path}/env", "value": new_env})
+    else:
+        ops += [{"op": "add", "path": f"{path}/env/-", "value": v} for v in new_env]
+    return ops
