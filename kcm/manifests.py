@@ -160,8 +160,9 @@ def node_report_crd() -> dict:
 
 # -- building blocks ------------------------------------------------------------
 
-def _number(value: float) -> str:
-    return f"{value:g}"
+def _number(value: float | str) -> str:
+    """Seconds as the shortest text (30, 0.5); text passes through (chart placeholders)."""
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def _labels(component: str) -> dict:
@@ -289,9 +290,6 @@ def rbac(settings: Settings) -> list[dict]:
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(NODE_AGENT, settings, "node-agent"),
-         "automountServiceAccountToken": False},
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(WEBHOOK_NAME, settings, "webhook"),
          "automountServiceAccountToken": False},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
          "metadata": _meta(NODE_AGENT, None, "node-agent"), "rules": rules},
@@ -427,7 +425,10 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
             "matchConditions": [{"name": "uses-kcm", "expression": uses_kcm}],
         }],
     }
-    return [secret, deployment, svc, configuration]
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": _meta(WEBHOOK_NAME, settings, "webhook"),
+               "automountServiceAccountToken": False}
+    return [account, secret, deployment, svc, configuration]
 
 
 def tls_from_secret(secret: dict) -> WebhookTls | None:

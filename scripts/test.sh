@@ -8,5 +8,5 @@ if ! command -v busybox >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
 fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
-.venv/bin/ruff check kcm tests bench
+.venv/bin/ruff check kcm tests bench scripts
 .venv/bin/python -m pytest "$@"

@@ -56,10 +56,11 @@ def test_everything_a_cluster_needs_in_apply_order(kcm):
     kinds = [(obj["kind"], obj["metadata"]["name"]) for obj in render(kcm)]
     assert kinds == [
         ("Namespace", "kcm-system"), ("ServiceAccount", "kcm-node"),
-        ("ServiceAccount", "kcm-webhook"), ("ClusterRole", "kcm-node"),
-        ("ClusterRoleBinding", "kcm-node"), ("CustomResourceDefinition", "nodereports.kcm.dev"),
-        ("DaemonSet", "kcm-node"), ("Secret", "kcm-webhook-tls"), ("Deployment", "kcm-webhook"),
-        ("Service", "kcm-webhook"), ("MutatingWebhookConfiguration", "kcm-webhook")]
+        ("ClusterRole", "kcm-node"), ("ClusterRoleBinding", "kcm-node"),
+        ("CustomResourceDefinition", "nodereports.kcm.dev"), ("DaemonSet", "kcm-node"),
+        ("ServiceAccount", "kcm-webhook"), ("Secret", "kcm-webhook-tls"),
+        ("Deployment", "kcm-webhook"), ("Service", "kcm-webhook"),
+        ("MutatingWebhookConfiguration", "kcm-webhook")]
 
 
 def test_rbac_is_least_privilege():
