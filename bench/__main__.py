@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import allocation, isolate
+from bench import allocation, isolate, memory, reconcile, throughput, webhook
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -22,6 +22,10 @@ Machine: {machine}. Date: {date}.
 def main() -> int:
     sections = {
         "isolate start-up overhead": (isolate.__doc__, isolate.run),
+        "allocation throughput": (throughput.__doc__, throughput.run),
+        "reconcile scaling": (reconcile.__doc__, reconcile.run),
+        "memory": (memory.__doc__, memory.run),
+        "webhook latency": (webhook.__doc__, webhook.run),
         "allocation quality": (allocation.__doc__, allocation.run),
     }
     parts = [INTRO.format(machine=f"{platform.machine()}, {platform.system()} "

@@ -7,13 +7,13 @@ import sys
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
 
-def _enabled(level: str) -> bool:
+def enabled(level: str) -> bool:
     wanted = os.environ.get("KCM_LOG_LEVEL", "INFO").upper()
     return _LEVELS[level] >= _LEVELS.get(wanted, 20)
 
 
 def log(level: str, message: str) -> None:
-    if _enabled(level):
+    if enabled(level):
         print(f"kcm: {level.lower()}: {message}", file=sys.stderr, flush=True)
 
 

@@ -28,6 +28,7 @@ import os
 import stat
 import time
 
+from kcm import log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.errors import ConfigError, CpuListError, LockTimeout
 
@@ -370,18 +371,34 @@ class _Lock:
         conf._check_root()
         limit = lock_timeout() if self.timeout is None else self.timeout
         lock_path = conf._join("lock")
-        try:
-            self.fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as error:
-            raise ConfigError(f"cannot open lock file {lock_path}: {error.strerror}") from None
+        self.fd = _open_lock(lock_path, self.shared)
         try:
             conf._acquire(self.fd, self.shared, limit, lock_path)
         except BaseException:
             os.close(self.fd)
             raise
+        self.acquired = time.monotonic()
 
     def __exit__(self, *exc_info: object) -> None:
         os.close(self.fd)
+        if log.enabled("DEBUG"):
+            held = time.monotonic() - self.acquired
+            log.debug(f"lock {self.conf.path}: waited {self.conf.last_lock_wait:.6f}s "
+                      f"held {held:.6f}s")
+
+
+def _open_lock(lock_path: str, shared: bool) -> int:
+    """Open the lock file, creating it; a reader of a read-only directory (a read-only
+    hostPath mount) opens an existing one read-only, which flock accepts."""
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if shared and error.errno in (errno.EROFS, errno.EACCES):
+            try:
+                return os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                pass
+        raise ConfigError(f"cannot open lock file {lock_path}: {error.strerror}") from None
 
 
 def _load_pool(path: str, name: str) -> Pool:
