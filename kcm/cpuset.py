@@ -9,6 +9,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 CpuSet = frozenset[int]
+MAX_CPU = 16383
+"""The largest CPU id accepted (Linux's NR_CPUS tops out at 8192 on common builds):
+a bound, so that ``0-999999999`` is an error rather than a billion-element set."""
 
 
 def parse_cpulist(text: str) -> CpuSet:
@@ -37,6 +40,8 @@ def parse_cpulist(text: str) -> CpuSet:
 def _cpu_id(digits: str, item: str, text: str) -> int:
     if not digits or not digits.isascii() or not digits.isdigit():
         raise CpuListError(f"invalid CPU list {text!r}: bad item {item!r}")
+    if len(digits) > 5 or int(digits) > MAX_CPU:
+        raise CpuListError(f"invalid CPU list {text!r}: CPU {digits} is beyond {MAX_CPU}")
     return int(digits)
 
 
