@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("uninstall", "remove what kcm added to the node"),
     "webhook": ("webhook", "serve the mutating admission webhook"),
     "manifests": ("manifests", "print the Kubernetes manifests for kcm"),
+    "doctor": ("doctor", "check this node and say how to fix what is wrong"),
 }
 
 # isolate's options that take a value, for splitting its argv from the command.
@@ -207,6 +208,17 @@ def build_parser():
                          help="configuration directory on the hosts, mounted into workloads")
     _install_dir(webhook)
     _resource_prefix(webhook)
+
+    doctor = parsers["doctor"]
+    _conf_dir(doctor)
+    _node_name(doctor)
+    _install_dir(doctor)
+    _resource_prefix(doctor)
+    doctor.add_argument("--output", choices=("text", "json"), default="text")
+    doctor.add_argument("--kubelet-state", default="/var/lib/kubelet/cpu_manager_state",
+                        metavar="FILE", help="the kubelet's CPU manager checkpoint")
+    doctor.add_argument("--report-max-age", type=_seconds, default=600.0, metavar="SECONDS",
+                        help="how old the NodeReport may be (default 600)")
 
     uninstall = parsers["uninstall"]
     _conf_dir(uninstall)

@@ -1,0 +1,71 @@
+"""``kcm doctor``: check this node the way an experienced operator would."""
+
+import os
+import subprocess
+import time
+
+from kcm import __version__
+from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_json, as_text, diagnose, healthy
+from kcm.env import read_node_topology
+from kcm.errors import KcmError
+from kcm.node_report import Processes
+from kcm.procfs import allowed_cpus, proc_root, task_alive
+from kcm.state import ConfigDir, conf_dir_from
+
+
+def installed(install_dir: str) -> InstallFacts:
+    path = os.path.join(install_dir, "kcm")
+    if not os.path.exists(path):
+        return InstallFacts(path, error=f"{path} does not exist")
+    try:
+        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    except OSError as error:
+        return InstallFacts(path, error=f"cannot run {path}: {error.strerror}")
+    except subprocess.TimeoutExpired:
+        return InstallFacts(path, error=f"{path} --version did not answer in 30 s")
+    words = result.stdout.split()
+    if result.returncode != 0 or len(words) != 2 or words[0] != "kcm":
+        return InstallFacts(path, error=f"{path} --version failed: {result.stderr.strip()[:200]}")
+    return InstallFacts(path, version=words[1])
+
+
+def cluster_facts(name: str | None) -> ClusterFacts | None:
+    name = name or os.environ.get("NODE_NAME")
+    if not name:
+        return None
+    try:
+        from kcm.k8s import NODE, NODE_REPORT, KubeClient
+
+        client = KubeClient()
+        return ClusterFacts(node=client.get(NODE, name), report=client.get(NODE_REPORT, name))
+    except KcmError as error:
+        return ClusterFacts(error=str(error))
+
+
+def run(args) -> int:
+    conf = ConfigDir(conf_dir_from(args.conf_dir))
+    try:
+        with conf.locked(shared=True):
+            config, error = conf.load(check_overlap=False), None
+    except KcmError as failure:
+        config, error = None, str(failure)
+    root = proc_root()
+    state_path = args.kubelet_state
+    try:
+        with open(state_path) as handle:
+            kubelet_state = handle.read(1 << 20)
+    except OSError:
+        kubelet_state = None
+    facts = Facts(
+        topology=read_node_topology(), config=config, config_error=error,
+        processes=Processes(alive=lambda task: task_alive(root, task),
+                            allowed_cpus=lambda pid: allowed_cpus(root, pid)),
+        install=installed(args.install_dir), conf_dir=conf.path,
+        kubelet_state=kubelet_state, kubelet_state_path=state_path,
+        cluster=cluster_facts(args.node_name), node_name=args.node_name or
+        os.environ.get("NODE_NAME"), resource_prefix=args.resource_prefix,
+        report_max_age=args.report_max_age, now=time.time(), version=__version__,
+    )
+    findings = diagnose(facts)
+    print(as_json(findings) if args.output == "json" else as_text(findings))
+    return 0 if healthy(findings) else 1

@@ -1,0 +1,249 @@
+"""``kcm doctor``'s checks: each a verdict, what is wrong, and the command that fixes it.
+
+Pure functions over facts gathered by the command (topology, configuration, processes,
+the installed binary, the node as the API server sees it, the kubelet's CPU manager
+checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from kcm.cpuset import format_cpulist, parse_cpulist
+from kcm.errors import CpuListError
+from kcm.manifests import NODE_LABEL, resource_name
+from kcm.node_report import Processes, build_report
+from kcm.state import Config
+from kcm.topology import Topology
+
+
+@dataclass
+class Finding:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    severity: str = "error"  # or "warning": reported, but the node counts as healthy
+
+
+@dataclass
+class ClusterFacts:
+    """What the API server says about this node; ``error`` when it could not be asked."""
+
+    node: dict | None = None
+    report: dict | None = None
+    error: str | None = None
+
+
+@dataclass
+class InstallFacts:
+    path: str
+    version: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Facts:
+    topology: Topology
+    config: Config | None
+    config_error: str | None
+    processes: Processes
+    install: InstallFacts
+    conf_dir: str
+    kubelet_state: str | None = None
+    kubelet_state_path: str = ""
+    cluster: ClusterFacts | None = None
+    node_name: str | None = None
+    resource_prefix: str = "kcm.dev"
+    report_max_age: float = 600.0
+    now: float = 0.0
+    version: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+FIXES = {
+    "configDirectory": "kcm init --conf-dir={conf} (after moving the broken directory aside)",
+    "disjointCpuLists": "rm -r {conf} && kcm init --conf-dir={conf} (no tasks running)",
+    "exclusiveOnIsolated": "re-run kcm init so exclusive pools come from isolcpus= cores",
+    "cpusOnline": "the machine changed: kcm uninstall --conf-dir={conf}, then kcm init",
+    "cpusInPools": "informational: grow the pools with kcm init, or leave the CPUs idle",
+    "deadTasks": "kcm reconcile --conf-dir={conf}",
+    "affinity": "restart the workload through kcm isolate (something re-pinned it)",
+}
+
+
+def diagnose(facts: Facts) -> list[Finding]:
+    conf = facts.conf_dir
+    report = build_report(facts.topology, facts.config, facts.config_error, facts.processes)
+    # A task whose process is gone keeps its CPU list from new workloads until the
+    # next reconcile: for the doctor that is a problem to fix, not just information.
+    severity = {"deadTasks": "error"}
+    findings = [
+        Finding(check["name"], check["ok"], "; ".join(check["errors"]) or "ok",
+                FIXES[check["name"]].format(conf=conf) if not check["ok"] else "",
+                severity.get(check["name"], check["severity"]))
+        for check in report["checks"]
+    ]
+    findings.append(_whole_cores(facts))
+    findings.append(_isolcpus(facts))
+    findings.append(_installed(facts))
+    findings.append(_kubelet(facts))
+    findings += _cluster(facts)
+    return findings
+
+
+def healthy(findings: list[Finding]) -> bool:
+    return all(f.ok or f.severity != "error" for f in findings)
+
+
+def as_json(findings: list[Finding]) -> str:
+    return json.dumps({"healthy": healthy(findings), "checks": [asdict(f) for f in findings]},
+                      indent=2, sort_keys=True)
+
+
+def as_text(findings: list[Finding]) -> str:
+    lines = []
+    for finding in findings:
+        mark = "ok  " if finding.ok else ("WARN" if finding.severity == "warning" else "FAIL")
+        lines.append(f"{mark}  {finding.name}: {finding.detail}")
+        if not finding.ok and finding.fix:
+            lines.append(f"      fix: {finding.fix}")
+    lines.append("healthy" if healthy(findings) else "UNHEALTHY")
+    return "\n".join(lines)
+
+
+def _whole_cores(facts: Facts) -> Finding:
+    if facts.config is None:
+        return Finding("exclusiveWholeCores", True, "no configuration to check")
+    cores = {cpu: core for core in facts.topology.cores().values() for cpu in core}
+    split = [f"{pool.name}/{cpu_list.name}" for pool in facts.config.pools.values()
+             if pool.exclusive for cpu_list in pool.cpu_lists.values()
+             if any(cores.get(cpu, frozenset()) - cpu_list.cpus for cpu in cpu_list.cpus)]
+    if split:
+        return Finding("exclusiveWholeCores", False,
+                       f"exclusive CPU lists share a physical core with other work: "
+                       f"{', '.join(split)}", "re-run kcm init (one whole core per CPU list)",
+                       "warning")
+    return Finding("exclusiveWholeCores", True, "every exclusive CPU list is whole cores")
+
+
+def _isolcpus(facts: Facts) -> Finding:
+    if facts.config is None:
+        return Finding("isolcpus", True, "no configuration to check")
+    exclusive = frozenset().union(*(cpu_list.cpus for pool in facts.config.pools.values()
+                                    if pool.exclusive for cpu_list in pool.cpu_lists.values()))
+    if not exclusive:
+        return Finding("isolcpus", True, "no exclusive pools")
+    if not facts.topology.isolated:
+        return Finding("isolcpus", False,
+                       "no CPUs are isolated from the scheduler: exclusive workloads share "
+                       "their CPUs with kernel threads and unpinned processes",
+                       f"boot with isolcpus={format_cpulist(exclusive)} (or a tuned profile), "
+                       "then re-run kcm init", "warning")
+    outside = exclusive - facts.topology.isolated
+    if outside:
+        return Finding("isolcpus", False,
+                       f"exclusive CPUs not isolated: {format_cpulist(outside)}",
+                       "re-run kcm init so exclusive pools come from isolated cores")
+    return Finding("isolcpus", True,
+                   f"exclusive pools on isolated CPUs ({format_cpulist(exclusive)})")
+
+
+def _installed(facts: Facts) -> Finding:
+    install = facts.install
+    fix = f"kcm install --install-dir={install.path.rsplit('/', 1)[0]}"
+    if install.error:
+        return Finding("installedBinary", False, install.error, fix)
+    if install.version != facts.version:
+        return Finding("installedBinary", False,
+                       f"{install.path} is kcm {install.version}, this is kcm {facts.version}",
+                       fix)
+    return Finding("installedBinary", True, f"{install.path} is kcm {install.version}")
+
+
+def _kubelet(facts: Facts) -> Finding:
+    name = "kubeletCpuManager"
+    if facts.kubelet_state is None:
+        return Finding(name, True, f"no kubelet CPU manager state at {facts.kubelet_state_path}")
+    try:
+        state = json.loads(facts.kubelet_state)
+        policy = state.get("policyName", "none")
+        entries = state.get("entries") or {}
+    except (ValueError, AttributeError):
+        return Finding(name, False, f"{facts.kubelet_state_path} is not valid JSON",
+                       "check the kubelet", "warning")
+    if policy != "static" or facts.config is None:
+        return Finding(name, True, f"kubelet CPU manager policy {policy!r}")
+    exclusive = frozenset().union(*(cpu_list.cpus for pool in facts.config.pools.values()
+                                    if pool.exclusive for cpu_list in pool.cpu_lists.values()))
+    clashes = []
+    for pod, containers in entries.items():
+        for container, text in (containers or {}).items():
+            try:
+                cpus = parse_cpulist(str(text))
+            except CpuListError:
+                continue
+            if cpus & exclusive:
+                clashes.append(f"pod {pod} container {container} on "
+                               f"{format_cpulist(cpus & exclusive)}")
+    if clashes:
+        return Finding(name, False,
+                       "the kubelet's static CPU manager gave kcm's exclusive CPUs to other "
+                       f"containers: {'; '.join(clashes)}",
+                       "add kcm's exclusive CPUs to the kubelet's reservedSystemCPUs, or "
+                       "run the kubelet with --cpu-manager-policy=none")
+    return Finding(name, True, "the kubelet's static CPU manager keeps off kcm's exclusive CPUs")
+
+
+def _cluster(facts: Facts) -> list[Finding]:
+    cluster = facts.cluster
+    if cluster is None:
+        return [Finding("cluster", True, "no node name or API access: cluster checks skipped",
+                        severity="warning")]
+    if cluster.error:
+        return [Finding("cluster", False, cluster.error, "check the kubeconfig or RBAC")]
+    if cluster.node is None:
+        return [Finding("cluster", False, f"node {facts.node_name} not found in the cluster",
+                        "pass --node-name (or NODE_NAME) as the node is named in the cluster")]
+    findings = []
+    capacity = (cluster.node.get("status") or {}).get("capacity") or {}
+    wanted = {}
+    if facts.config is not None:
+        wanted = {resource_name(facts.resource_prefix, pool.name): str(len(pool.cpu_lists))
+                  for pool in facts.config.pools.values() if pool.exclusive}
+    advertised = {k: v for k, v in capacity.items()
+                  if k.startswith(f"{facts.resource_prefix}/") and k.endswith("-cores")}
+    if advertised != wanted:
+        findings.append(Finding("extendedResources", False,
+                                f"the node advertises {advertised or 'nothing'}, the pools "
+                                f"have {wanted or 'nothing'}", "kcm discover"))
+    else:
+        findings.append(Finding("extendedResources", True, f"advertised {wanted}"))
+    labels = (cluster.node.get("metadata") or {}).get("labels") or {}
+    findings.append(Finding("nodeLabel", labels.get(NODE_LABEL) == "true",
+                            f"label {NODE_LABEL}=" + str(labels.get(NODE_LABEL, "(missing)")),
+                            "kcm discover"))
+    findings.append(_report_fresh(facts))
+    return findings
+
+
+def _report_fresh(facts: Facts) -> Finding:
+    import calendar
+    import time
+
+    report = facts.cluster.report if facts.cluster else None
+    if report is None:
+        return Finding("nodeReport", False, "no NodeReport for this node",
+                       "kcm node-report --publish (the DaemonSet's node-report container)",
+                       "warning")
+    stamp = (report.get("status") or {}).get("lastReportTime", "")
+    try:
+        age = facts.now - calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return Finding("nodeReport", False, f"NodeReport has no valid lastReportTime ({stamp!r})",
+                       "kcm node-report --publish", "warning")
+    if age > facts.report_max_age:
+        return Finding("nodeReport", False, f"the NodeReport is {age:.0f}s old",
+                       "check the node-report container of the kcm-node DaemonSet", "warning")
+    return Finding("nodeReport", True, f"NodeReport updated {age:.0f}s ago")

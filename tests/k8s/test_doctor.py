@@ -1,0 +1,108 @@
+"""``kcm doctor``: verdicts, fixes and exit codes on healthy and broken nodes."""
+
+import json
+import subprocess
+
+from kcm import __version__
+from kcm.manifests import node_report_crd
+from tests.conftest import KCM
+from tests.integration.workloads import make_conf
+from tests.k8s.apiserver import BUILTIN
+
+POOLS = {"dataplane": (True, ["1"]), "infra": (False, ["0"])}
+
+
+def doctor(kcm, conf, install, *args) -> tuple[int, dict]:
+    result = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}",
+                     "--output=json", f"--kubelet-state={conf.parent / 'cpu_manager_state'}",
+                     *args)
+    return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def installed(tmp_path, version: str | None = None):
+    directory = tmp_path / "opt-bin"
+    directory.mkdir(exist_ok=True)
+    target = directory / "kcm"
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    if version is None:
+        target.symlink_to(KCM)
+    else:
+        target.write_text(f"#!/bin/sh\necho kcm {version}\n")
+        target.chmod(0o755)
+    return directory
+
+
+def test_a_healthy_node(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    install = installed(tmp_path)
+    code, checks = doctor(kcm, conf, install)
+    assert code == 0, checks
+    assert checks["installedBinary"]["ok"] and __version__ in checks["installedBinary"]["detail"]
+    assert checks["isolcpus"]["severity"] == "warning"  # this machine isolates nothing
+    text = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}")
+    assert text.returncode == 0 and text.stdout.rstrip().endswith("healthy")
+
+
+def test_stale_tasks_drift_and_a_changed_machine_fail_with_fixes(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", {**POOLS, "gone": (True, ["63"])})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (conf / "pools/dataplane/1/tasks").write_text(str(dead.pid))
+    code, checks = doctor(kcm, conf, installed(tmp_path))
+    assert code == 1
+    assert not checks["deadTasks"]["ok"] and checks["deadTasks"]["fix"].startswith(
+        "kcm reconcile")
+    assert not checks["cpusOnline"]["ok"] and "63" in checks["cpusOnline"]["detail"]
+
+
+def test_affinity_drift_is_found(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", {"infra": (False, ["0"]), "dataplane": (True, ["1"])})
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (conf / "pools/dataplane/1/tasks").write_text(str(sleeper.pid))
+        code, checks = doctor(kcm, conf, installed(tmp_path))
+    finally:
+        sleeper.kill()
+    assert code == 1 and not checks["affinity"]["ok"]
+    assert str(sleeper.pid) in checks["affinity"]["detail"]
+
+
+def test_a_different_installed_version(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    code, checks = doctor(kcm, conf, installed(tmp_path, "0.0.9"))
+    assert code == 1
+    assert checks["installedBinary"]["detail"].endswith(f"is kcm 0.0.9, this is kcm {__version__}")
+    assert checks["installedBinary"]["fix"].startswith("kcm install --install-dir=")
+
+
+def test_the_kubelets_static_cpu_manager_handing_out_kcm_cpus(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    state = conf.parent / "cpu_manager_state"
+    state.write_text(json.dumps({"policyName": "static", "defaultCpuSet": "0",
+                                 "entries": {"pod-uid-1": {"app": "1"}}, "checksum": 1}))
+    code, checks = doctor(kcm, conf, installed(tmp_path))
+    assert code == 1
+    assert "pod pod-uid-1 container app on 1" in checks["kubeletCpuManager"]["detail"]
+    state.write_text(json.dumps({"policyName": "none", "defaultCpuSet": "", "checksum": 1}))
+    code, checks = doctor(kcm, conf, installed(tmp_path))
+    assert code == 0 and checks["kubeletCpuManager"]["ok"]
+
+
+def test_cluster_checks(k8s_kcm, api, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    install = installed(tmp_path)
+    code, checks = doctor(k8s_kcm, conf, install)
+    assert code == 1
+    assert not checks["extendedResources"]["ok"] and checks["extendedResources"]["fix"] == \
+        "kcm discover"
+    assert not checks["nodeLabel"]["ok"]
+    assert not checks["nodeReport"]["ok"] and checks["nodeReport"]["severity"] == "warning"
+    api.store.put(BUILTIN[-1], node_report_crd())
+    k8s_kcm.run("discover", f"--conf-dir={conf}", check=True)
+    k8s_kcm.run("node-report", f"--conf-dir={conf}", "--publish", check=True)
+    code, checks = doctor(k8s_kcm, conf, install)
+    assert code == 0, checks
+    assert checks["extendedResources"]["ok"] and checks["nodeReport"]["ok"]
+    code, checks = doctor(k8s_kcm, conf, install, "--node-name=ghost")
+    assert code == 1 and checks["cluster"]["detail"] == "node ghost not found in the cluster"
