@@ -323,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("kcm isolate: error: a COMMAND to run is required", file=sys.stderr)
         return 2
     module_name, _ = COMMANDS[args.command]
+    if args.command != "isolate":
+        # Die quietly of SIGPIPE like other Unix tools (`kcm manifests | head`). isolate
+        # keeps Python's default: it writes nothing, and signal costs an import there.
+        import signal
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         module = __import__(f"kcm.commands.{module_name}", fromlist=["run"])
         return module.run(args)
