@@ -18,6 +18,7 @@ import shutil
 import sys
 
 from kcm import __version__
+from kcm.durable import fsync_path
 from kcm.errors import KcmError
 
 LINK = "kcm"
@@ -81,7 +82,7 @@ def install(source: str, install_dir: str) -> tuple[str, bool]:
         if os.path.isdir(link) and not os.path.islink(link):
             raise KcmError(f"{link} is a directory; refusing to replace it")
         os.rename(temp_link, link)
-        _fsync(install_dir)
+        fsync_path(install_dir)
         _remove_other_bundles(install_dir, keep=target_name)
         return link, True
     except OSError as error:
@@ -121,17 +122,5 @@ def _sync_tree(directory: str) -> None:
         for name in files:
             path = os.path.join(root, name)
             if not os.path.islink(path):
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-        _fsync(root)
-
-
-def _fsync(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+                fsync_path(path)
+        fsync_path(root)

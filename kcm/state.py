@@ -30,6 +30,7 @@ import time
 
 from kcm import log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
+from kcm.durable import fsync_path, write_synced
 from kcm.errors import ConfigError, CpuListError, LockTimeout
 
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
@@ -341,16 +342,16 @@ class ConfigDir:
             for name, (exclusive, lists) in sorted(wanted.items()):
                 pool_dir = os.path.join(root, name)
                 os.mkdir(pool_dir)
-                _write_synced(os.path.join(pool_dir, "exclusive"), "1" if exclusive else "0")
+                write_synced(os.path.join(pool_dir, "exclusive"), "1" if exclusive else "0")
                 for cpus in lists:
                     list_dir = os.path.join(pool_dir, format_cpulist(cpus))
                     os.mkdir(list_dir)
-                    _write_synced(os.path.join(list_dir, "tasks"), "")
-                    _fsync_dir(list_dir)
-                _fsync_dir(pool_dir)
-            _fsync_dir(root)
+                    write_synced(os.path.join(list_dir, "tasks"), "")
+                    fsync_path(list_dir)
+                fsync_path(pool_dir)
+            fsync_path(root)
             os.rename(root, self._join("pools"))
-            _fsync_dir(self.path)
+            fsync_path(self.path)
         except OSError as error:
             raise ConfigError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
@@ -544,33 +545,16 @@ def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f"{TMP_PREFIX}{name}-{os.getpid()}")
     try:
-        _write_synced(temp, text)
+        write_synced(temp, text)
         os.rename(temp, path)
         if sync_dir:
-            _fsync_dir(directory)
+            fsync_path(directory)
     except OSError as error:
         _unlink_quietly(temp)
         reason = "no space left on device" if error.errno == errno.ENOSPC else error.strerror
         raise ConfigError(f"cannot write {path}: {reason}") from None
 
 
-def _write_synced(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    try:
-        data = text.encode("ascii")
-        while data:
-            data = data[os.write(fd, data):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _unlink_quietly(path: str) -> None:
