@@ -2,10 +2,11 @@
 
 kcm is installed from the working tree into a fresh virtual environment (a regular,
 non-editable install, as in the container image), and the self-contained bundle that
-``kcm install`` puts on hosts (PyInstaller, one directory) is built and installed too:
-that is what workloads without Python run. Runs are interleaved so that drift in the
-machine's load hits every command alike; the median of each is reported, and the
-ratio to bare ``python -c pass`` with the same interpreter.
+``kcm install`` puts on hosts (a relocatable Python with its own loader and libc, behind
+a static launcher) is built and installed too: that is what workloads without Python
+run. Runs are interleaved so that drift in the machine's load hits every command alike;
+the median of each is reported, and the ratio to bare ``python -c pass`` with the same
+interpreter.
 """
 
 import os
@@ -29,10 +30,8 @@ def install_kcm(venv: Path) -> tuple[str, str]:
 
 
 def install_bundle(kcm: str, work: Path) -> str | None:
-    """Build and install the bundle; None when PyInstaller is not available."""
-    try:
-        import PyInstaller  # noqa: F401
-    except ImportError:
+    """Build and install the bundle; None without a C compiler for its launcher."""
+    if shutil.which("cc") is None:
         return None
     bundle = work / "bundle"
     subprocess.run(["bash", str(ROOT / "scripts/build-bundle.sh"), str(bundle)], check=True,

@@ -1,9 +1,14 @@
 """Putting the self-contained kcm bundle on the host, atomically.
 
+The bundle (``scripts/build-bundle.sh``) is a relocatable copy of Python with its own
+dynamic loader and C library, the standard library, kcm and its dependencies, behind a
+static launcher ``kcm``: it runs in containers that have no Python and any libc, and
+starts as fast as kcm in a virtual environment (nothing is unpacked at start).
+
 Layout under the install directory (``/opt/bin`` by default)::
 
     kcm                      symlink -> .kcm-<version>-<digest>/kcm
-    .kcm-<version>-<digest>/ the PyInstaller bundle (executable + libraries)
+    .kcm-<version>-<digest>/ the bundle: kcm (launcher) and runtime/
 
 A new bundle is copied to a temporary name, renamed into place, and the ``kcm``
 symlink replaced with one rename: a workload starting at any instant runs either the
@@ -28,14 +33,15 @@ DEFAULT_BUNDLE = "/usr/local/share/kcm/bundle"
 
 
 def bundle_source(explicit: str | None) -> str:
-    """Where the bundle to install is: --from, $KCM_BUNDLE_DIR, this frozen kcm's own
-    directory, or the container image's default."""
+    """Where the bundle to install is: --from, $KCM_BUNDLE_DIR, the bundle this kcm runs
+    from (``<bundle>/runtime/bin/python3``), or the container image's default."""
+    own = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
     if explicit:
         source = explicit
     elif os.environ.get("KCM_BUNDLE_DIR"):
         source = os.environ["KCM_BUNDLE_DIR"]
-    elif getattr(sys, "frozen", False):
-        source = os.path.dirname(os.path.realpath(sys.executable))
+    elif os.path.isfile(os.path.join(own, "kcm")) and os.path.isdir(os.path.join(own, "runtime")):
+        source = own
     else:
         source = DEFAULT_BUNDLE
     executable = os.path.join(source, "kcm")
