@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _ISOLATE_VALUE_OPTIONS = ("--conf-dir", "--pool", "--num-cores", "--socket-id", "--numa-node")
 
 
-def _positive_int(text: str) -> int:
+def _count(text: str) -> int:
     import argparse
 
     try:
@@ -109,8 +109,8 @@ def _deploy_options(parser) -> None:
     parser.add_argument("--conf-dir", default="/etc/kcm", metavar="DIR",
                         help="configuration directory on the hosts (default /etc/kcm)")
     _install_dir(parser)
-    parser.add_argument("--num-dp-cores", type=_positive_int, default=4, metavar="N")
-    parser.add_argument("--num-cp-cores", type=_positive_int, default=1, metavar="N")
+    parser.add_argument("--num-dp-cores", type=_count, default=4, metavar="N")
+    parser.add_argument("--num-cp-cores", type=_count, default=1, metavar="N")
     parser.add_argument("--dp-mode", choices=STRATEGIES, default="packed")
     parser.add_argument("--cp-mode", choices=STRATEGIES, default="packed")
     parser.add_argument("--reconcile-interval", type=_seconds, default=30.0, metavar="SECONDS")
@@ -140,9 +140,9 @@ def build_parser():
 
     init = parsers["init"]
     _conf_dir(init)
-    init.add_argument("--num-dp-cores", type=_positive_int, default=4, metavar="N",
+    init.add_argument("--num-dp-cores", type=_count, default=4, metavar="N",
                       help="physical cores in the exclusive dataplane pool (default 4)")
-    init.add_argument("--num-cp-cores", type=_positive_int, default=1, metavar="N",
+    init.add_argument("--num-cp-cores", type=_count, default=1, metavar="N",
                       help="physical cores in the shared controlplane pool (default 1)")
     init.add_argument("--dp-mode", choices=STRATEGIES, default="packed",
                       help="packed: as few NUMA nodes as possible; spread: across NUMA nodes")
@@ -231,7 +231,7 @@ def build_parser():
     isolate = parsers["isolate"]
     _conf_dir(isolate)
     isolate.add_argument("--pool", required=True, help="pool to take CPUs from")
-    isolate.add_argument("--num-cores", type=_positive_int, metavar="N",
+    isolate.add_argument("--num-cores", type=_count, metavar="N",
                          help="CPU lists to take from an exclusive pool "
                               "(default $KCM_NUM_CORES, else 1)")
     where = isolate.add_mutually_exclusive_group()
