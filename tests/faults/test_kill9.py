@@ -61,12 +61,15 @@ def test_kill_9_of_isolate_and_reconcile_at_random_moments(kcm, tmp_path):
 def test_kill_9_of_init_never_leaves_a_half_directory(machine, tmp_path):
     kcm = machine(xeon_d1541())
     rng = random.Random(SEED)
+    started = time.monotonic()
+    kcm.run("init", f"--conf-dir={tmp_path / 'timing'}", check=True)
+    duration = time.monotonic() - started  # kill anywhere in 0..1.5x a whole init
     outcomes = {"complete": 0, "absent": 0}
     for round_ in range(60):
         conf = tmp_path / f"kcm-{round_}"
         proc = kcm.popen("init", f"--conf-dir={conf}", stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 1.5 * duration))
         proc.kill()
         proc.wait()
         if (conf / "pools").exists():
