@@ -215,6 +215,20 @@ class ConfigDir:
                 raise ConfigError(overlap[0])
         return config
 
+    def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]:
+        """Only the named CPU lists of a pool (call under the lock): for a writer that
+        already knows what it holds, such as isolate giving its lists back."""
+        self._check_root()
+        lists = []
+        for name in names:
+            path = self._join("pools", pool, name)
+            try:
+                cpus = parse_cpulist(name)
+            except CpuListError as error:
+                raise ConfigError(f"bad CPU list directory {path}: {error}") from None
+            lists.append(CpuList(name, cpus, _load_tasks(path)))
+        return lists
+
     # -- writing -----------------------------------------------------------------
 
     def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task]) -> None:

@@ -9,7 +9,7 @@ from kcm.env import read_node_topology
 from kcm.errors import AllocationError, KcmError
 from kcm.procfs import proc_root, self_stat, task_alive
 from kcm.selection import Request, choose_cpu_lists
-from kcm.state import ConfigDir, CpuList, Task, conf_dir_from
+from kcm.state import ConfigDir, Task, conf_dir_from
 from kcm.supervise import Workload, assigned_env, find_executable
 
 
@@ -73,11 +73,7 @@ def _release(conf: ConfigDir, pool_name: str, held: list[str], task: Task) -> No
     """Give the CPU lists back; a failure is reported, reconcile will free them."""
     try:
         with conf.locked():
-            pool = conf.load().pool(pool_name)
-            for name in held:
-                cpu_list: CpuList | None = pool.cpu_lists.get(name)
-                if cpu_list is None:
-                    continue
+            for cpu_list in conf.load_cpu_lists(pool_name, held):
                 remaining = [t for t in cpu_list.tasks if t.pid != task.pid]
                 if len(remaining) != len(cpu_list.tasks):
                     conf.save_tasks(pool_name, cpu_list, remaining)

@@ -111,3 +111,12 @@ def test_bad_lock_timeout_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("KCM_LOCK_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match="KCM_LOCK_TIMEOUT"), make_dir(tmp_path, MANUAL).locked():
         pass
+
+
+def test_load_cpu_lists_reads_only_what_is_named(tmp_path):
+    conf = make_dir(tmp_path, MANUAL)
+    (tmp_path / "pools/infra/0-2,8-10/tasks").write_text("garbage")  # not read
+    (held,) = conf.load_cpu_lists("dataplane", ["5,13"])
+    assert held.cpus == {5, 13} and held.tasks == [Task(2000)]
+    with pytest.raises(ConfigError, match="cannot read directory .*6,14"):
+        conf.load_cpu_lists("dataplane", ["6,14"])
