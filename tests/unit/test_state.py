@@ -118,5 +118,5 @@ def test_load_cpu_lists_reads_only_what_is_named(tmp_path):
     (tmp_path / "pools/infra/0-2,8-10/tasks").write_text("garbage")  # not read
     (held,) = conf.load_cpu_lists("dataplane", ["5,13"])
     assert held.cpus == {5, 13} and held.tasks == [Task(2000)]
-    with pytest.raises(ConfigError, match="cannot read directory .*6,14"):
+    with pytest.raises(ConfigError, match=r"cannot read directory .*6,14"):
         conf.load_cpu_lists("dataplane", ["6,14"])
