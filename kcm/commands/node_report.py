@@ -54,6 +54,10 @@ def run(args) -> int:
 
         node = node_name(args.node_name)
         client = KubeClient()
+    if args.interval is not None:
+        # Before any thread starts (the metrics server's), so that every thread inherits
+        # the blocked mask and SIGTERM can only end the loop below, between passes.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     if args.metrics_port is not None:
         from kcm.metrics import NodeMetrics
 
@@ -70,7 +74,6 @@ def run(args) -> int:
     if args.interval is None:
         one_pass(2)
         return 0
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     while True:
         try:
             one_pass(None)
