@@ -8,7 +8,7 @@ checkpoint).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from kcm.cpuset import format_cpulist, parse_cpulist
 from kcm.errors import CpuListError
@@ -59,7 +59,6 @@ class Facts:
     report_max_age: float = 600.0
     now: float = 0.0
     version: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 FIXES = {

@@ -5,11 +5,11 @@ import subprocess
 import time
 
 from kcm import __version__
+from kcm.commands.node_report import host_processes, read_config
 from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_json, as_text, diagnose, healthy
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
-from kcm.node_report import Processes
-from kcm.procfs import allowed_cpus, proc_root, task_alive
+from kcm.procfs import proc_root
 from kcm.state import ConfigDir, conf_dir_from
 
 
@@ -44,12 +44,7 @@ def cluster_facts(name: str | None) -> ClusterFacts | None:
 
 def run(args) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
-    try:
-        with conf.locked(shared=True):
-            config, error = conf.load(check_overlap=False), None
-    except KcmError as failure:
-        config, error = None, str(failure)
-    root = proc_root()
+    config, error = read_config(conf)
     state_path = args.kubelet_state
     try:
         with open(state_path) as handle:
@@ -58,8 +53,7 @@ def run(args) -> int:
         kubelet_state = None
     facts = Facts(
         topology=read_node_topology(), config=config, config_error=error,
-        processes=Processes(alive=lambda task: task_alive(root, task),
-                            allowed_cpus=lambda pid: allowed_cpus(root, pid)),
+        processes=host_processes(proc_root()),
         install=installed(args.install_dir), conf_dir=conf.path,
         kubelet_state=kubelet_state, kubelet_state_path=state_path,
         cluster=cluster_facts(args.node_name), node_name=args.node_name or

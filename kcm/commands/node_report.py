@@ -1,16 +1,13 @@
 """``kcm node-report``: report the node as JSON; publish it as a NodeReport; serve metrics."""
 
 import json
-import signal
 
-from kcm import log
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
 from kcm.node_report import Processes, build_report, summary
+from kcm.periodic import hold_stop_signals, repeat
 from kcm.procfs import allowed_cpus, proc_root, task_alive
-from kcm.state import ConfigDir, conf_dir_from
-
-_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+from kcm.state import Config, ConfigDir, conf_dir_from
 
 
 def publish(client, node: str, report: dict) -> None:
@@ -34,15 +31,24 @@ def publish(client, node: str, report: dict) -> None:
     client.patch(NODE_REPORT, node, {"status": summary(report)}, status=True)
 
 
-def make_report(conf: ConfigDir, root: str) -> dict:
+def read_config(conf: ConfigDir) -> tuple[Config | None, str | None]:
+    """The directory as a report sees it: (config, None), or (None, why it failed);
+    overlapping CPU lists are left to the report's checks."""
     try:
         with conf.locked(shared=True):
-            config, error = conf.load(check_overlap=False), None
+            return conf.load(check_overlap=False), None
     except KcmError as failure:
-        config, error = None, str(failure)
-    processes = Processes(alive=lambda task: task_alive(root, task),
-                          allowed_cpus=lambda pid: allowed_cpus(root, pid))
-    return build_report(read_node_topology(), config, error, processes)
+        return None, str(failure)
+
+
+def host_processes(root: str) -> Processes:
+    return Processes(alive=lambda task: task_alive(root, task),
+                     allowed_cpus=lambda pid: allowed_cpus(root, pid))
+
+
+def make_report(conf: ConfigDir, root: str) -> dict:
+    config, error = read_config(conf)
+    return build_report(read_node_topology(), config, error, host_processes(root))
 
 
 def run(args) -> int:
@@ -55,9 +61,7 @@ def run(args) -> int:
         node = node_name(args.node_name)
         client = KubeClient()
     if args.interval is not None:
-        # Before any thread starts (the metrics server's), so that every thread inherits
-        # the blocked mask and SIGTERM can only end the loop below, between passes.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        hold_stop_signals()  # before the metrics server's thread starts
     if args.metrics_port is not None:
         from kcm.metrics import NodeMetrics
 
@@ -74,10 +78,4 @@ def run(args) -> int:
     if args.interval is None:
         one_pass(2)
         return 0
-    while True:
-        try:
-            one_pass(None)
-        except KcmError as error:
-            log.log("ERROR", f"node report failed: {error}")
-        if signal.sigtimedwait(_STOP_SIGNALS, args.interval) is not None:
-            return 0
+    return repeat(args.interval, lambda: one_pass(None), "node report")

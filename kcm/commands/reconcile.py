@@ -3,14 +3,11 @@
 import argparse
 import json
 import os
-import signal
 
-from kcm import log
-from kcm.errors import ConfigError, KcmError
+from kcm.errors import ConfigError
+from kcm.periodic import repeat
 from kcm.procfs import proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
-
-_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def reclaim(conf: ConfigDir, root: str) -> list[dict]:
@@ -39,15 +36,12 @@ def run(args: argparse.Namespace) -> int:
         report = {"reclaimedCpuLists": reclaim(conf, root)}
         print(json.dumps(report, sort_keys=True, indent=2))
         return 0
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    while True:
-        try:
-            report = {"reclaimedCpuLists": reclaim(conf, root)}
-            print(json.dumps(report, sort_keys=True), flush=True)
-        except KcmError as error:
-            log.log("ERROR", f"reconcile pass failed: {error}")
-        if signal.sigtimedwait(_STOP_SIGNALS, interval) is not None:
-            return 0
+
+    def one_pass() -> None:
+        report = {"reclaimedCpuLists": reclaim(conf, root)}
+        print(json.dumps(report, sort_keys=True), flush=True)
+
+    return repeat(interval, one_pass, "reconcile pass")
 
 
 def _interval_from_env() -> float | None:

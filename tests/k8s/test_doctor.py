@@ -44,7 +44,7 @@ def test_a_healthy_node(kcm, tmp_path):
     assert text.returncode == 0 and text.stdout.rstrip().endswith("healthy")
 
 
-def test_stale_tasks_drift_and_a_changed_machine_fail_with_fixes(kcm, tmp_path):
+def test_stale_tasks_and_a_changed_machine_fail_with_fixes(kcm, tmp_path):
     conf = make_conf(tmp_path / "kcm", {**POOLS, "gone": (True, ["63"])})
     dead = subprocess.Popen(["true"])
     dead.wait()
