@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from kcm import __version__
+from kcm import __version__, env
 from kcm.errors import KcmError
 
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
@@ -38,28 +38,44 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _ISOLATE_VALUE_OPTIONS = ("--conf-dir", "--pool", "--num-cores", "--socket-id", "--numa-node")
 
 
-def _count(text: str) -> int:
+def _checked(check, *args):
+    """An argparse type from a ``kcm.inputs`` check: its error becomes a usage error."""
     import argparse
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
+    from kcm.errors import InputError
+
+    def convert(text: str):
+        try:
+            return check(text, "the value", *args)
+        except InputError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("the value ", "")) from None
+
+    convert.__name__ = check.__name__
+    return convert
+
+
+def _count(text: str) -> int:
+    from kcm.inputs import whole_number
+
+    return _checked(whole_number)(text)
 
 
 def _seconds(text: str) -> float:
-    import argparse
+    from kcm.inputs import seconds
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+    return _checked(seconds)(text)
+
+
+def _namespace(text: str) -> str:
+    from kcm.inputs import dns_label
+
+    return _checked(dns_label)(text)
+
+
+def _domain(text: str) -> str:
+    from kcm.inputs import dns_subdomain
+
+    return _checked(dns_subdomain)(text)
 
 
 def _conf_dir(parser) -> None:
@@ -73,7 +89,7 @@ def _node_name(parser) -> None:
 
 
 def _resource_prefix(parser) -> None:
-    parser.add_argument("--resource-prefix", default="kcm.dev", metavar="DOMAIN",
+    parser.add_argument("--resource-prefix", type=_domain, default="kcm.dev", metavar="DOMAIN",
                         help="domain of the extended resources (default kcm.dev)")
 
 
@@ -83,11 +99,9 @@ def _install_dir(parser) -> None:
 
 
 def _port(text: str) -> int:
-    import argparse
+    from kcm.inputs import whole_number
 
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"expected a TCP port, got {text!r}")
-    return int(text)
+    return _checked(whole_number, 1, 65535)(text)
 
 
 def _label(text: str) -> str:
@@ -103,7 +117,8 @@ def _deploy_options(parser) -> None:
     """The options shared by ``manifests`` and ``cluster-init``."""
     from kcm.manifests import DEFAULT_IMAGE
 
-    parser.add_argument("--namespace", default="kcm-system")
+    parser.add_argument("--namespace", type=_namespace, default="kcm-system",
+                        help="namespace of kcm's objects (default kcm-system)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMAGE",
                         help=f"kcm container image (default {DEFAULT_IMAGE})")
     parser.add_argument("--conf-dir", default="/etc/kcm", metavar="DIR",
@@ -235,8 +250,8 @@ def build_parser():
                          help="CPU lists to take from an exclusive pool "
                               "(default $KCM_NUM_CORES, else 1)")
     where = isolate.add_mutually_exclusive_group()
-    where.add_argument("--socket-id", type=int, metavar="N", help="only CPUs of this socket")
-    where.add_argument("--numa-node", type=int, metavar="N", help="only CPUs of this NUMA node")
+    where.add_argument("--socket-id", type=_count, metavar="N", help="only CPUs of this socket")
+    where.add_argument("--numa-node", type=_count, metavar="N", help="only CPUs of this NUMA node")
     isolate.add_argument("--no-affinity", action="store_true",
                          help="do not pin; only set KCM_CPUS_ASSIGNED for the command")
     isolate.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]",
@@ -297,7 +312,7 @@ def fast_isolate_arguments(options: Sequence[str]) -> Arguments | None:
         key = name[2:].replace("-", "_")
         if key in ("conf_dir", "pool"):
             values[key] = value
-        elif value.isascii() and value.isdigit():
+        elif value.isascii() and value.isdigit() and len(value) <= 5:
             values[key] = int(value)
         else:
             return None
@@ -317,23 +332,36 @@ def parse_arguments(argv: Sequence[str]):
     return build_parser().parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
-    if args.command == "isolate" and not args.command_argv:
-        print("kcm isolate: error: a COMMAND to run is required", file=sys.stderr)
-        return 2
-    module_name, _ = COMMANDS[args.command]
-    if args.command != "isolate":
-        # Die quietly of SIGPIPE like other Unix tools (`kcm manifests | head`). isolate
-        # keeps Python's default: it writes nothing, and signal costs an import there.
-        import signal
+def one_line(message: str) -> str:
+    """An error message as one line: control characters (a newline in a path) escaped."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; every KcmError becomes one ``kcm: ...`` line and its exit code.
+
+    SIGPIPE stays ignored (Python's default), so a client or API server that hangs up
+    is an error on that one connection, never the death of a server. A reader of our
+    output that goes away (``kcm manifests | head``) ends the command quietly.
+    """
     try:
+        args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
+        if args.command == "isolate" and not args.command_argv:
+            print("kcm isolate: error: a COMMAND to run is required", file=sys.stderr)
+            return 2
+        module_name, _ = COMMANDS[args.command]
+        env.check_log_level()
         module = __import__(f"kcm.commands.{module_name}", fromlist=["run"])
         return module.run(args)
     except KcmError as error:
-        print(f"kcm: {error}", file=sys.stderr)
+        print(f"kcm: {one_line(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -1,21 +1,115 @@
-"""Where this node's facts live: sysfs and procfs roots from the environment."""
+"""The environment: the only module that reads kcm's ``KCM_*`` variables.
+
+Each variable is read by one function here, validated with ``kcm.inputs``; an empty
+variable counts as unset. ``VARIABLES`` is the table docs/config.md shows. Imports
+nothing heavy: ``kcm isolate`` reads its variables through this module.
+"""
 
 from __future__ import annotations
 
 import os
 
-from kcm.procfs import proc_root
+from kcm.errors import InputError
+from kcm.inputs import seconds, whole_number
 
 TYPE_CHECKING = False  # the topology reader is imported only when a command needs it
 if TYPE_CHECKING:
     from kcm.topology import Topology
 
+DEFAULT_CONF_DIR = "/etc/kcm"
+DEFAULT_PROC_FS = "/proc"
+DEFAULT_SYSFS = "/sys"
+DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_API_RETRY_SECONDS = 30.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-def sysfs_root() -> str:
-    return os.environ.get("KCM_SYSFS") or "/sys"
+VARIABLES = {
+    "KCM_CONF_DIR": f"default for --conf-dir ({DEFAULT_CONF_DIR})",
+    "KCM_PROC_FS": f"the host's procfs ({DEFAULT_PROC_FS}; in a container e.g. /host/proc); "
+                   "commands that judge whether a task lives refuse a procfs that is not "
+                   "the host's",
+    "KCM_SYSFS": f"sysfs root for topology discovery ({DEFAULT_SYSFS})",
+    "KCM_LOCK_TIMEOUT": f"seconds to wait for the configuration lock ({DEFAULT_LOCK_TIMEOUT:g}; "
+                        "0 = do not wait; at most a week)",
+    "KCM_NUM_CORES": "default for isolate --num-cores (1)",
+    "KCM_LOG_LEVEL": f"{', '.join(LOG_LEVELS)} (INFO)",
+    "KCM_RECONCILE_SLEEP_TIME": "default for reconcile --interval (unset: run once)",
+    "KCM_API_RETRY_SECONDS": "how long Kubernetes calls retry a failing API server "
+                             f"({DEFAULT_API_RETRY_SECONDS:g})",
+    "KCM_BUNDLE_DIR": "the bundle kcm install copies (see kcm install --help)",
+    "KCM_SERVICE_ACCOUNT_DIR": "the in-cluster service account files "
+                               "(/var/run/secrets/kubernetes.io/serviceaccount)",
+}
+
+
+def _get(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def conf_dir(flag: str | None) -> str:
+    """--conf-dir, else $KCM_CONF_DIR, else /etc/kcm; an empty --conf-dir is an error."""
+    if flag is not None:
+        if not flag:
+            raise InputError("--conf-dir must not be empty")
+        return flag
+    return os.environ.get("KCM_CONF_DIR") or DEFAULT_CONF_DIR
+
+
+def proc_fs() -> str:
+    return os.environ.get("KCM_PROC_FS") or DEFAULT_PROC_FS
+
+
+def sysfs() -> str:
+    return os.environ.get("KCM_SYSFS") or DEFAULT_SYSFS
+
+
+def lock_timeout() -> float:
+    text = _get("KCM_LOCK_TIMEOUT")
+    return seconds(text, "KCM_LOCK_TIMEOUT", allow_zero=True) if text else DEFAULT_LOCK_TIMEOUT
+
+
+def num_cores() -> int | None:
+    text = _get("KCM_NUM_CORES")
+    return whole_number(text, "KCM_NUM_CORES", minimum=1) if text else None
+
+
+def log_level() -> str:
+    """The level name; an unknown one is reported by ``check_log_level`` at start."""
+    return _get("KCM_LOG_LEVEL").upper() or "INFO"
+
+
+def check_log_level() -> None:
+    if log_level() not in LOG_LEVELS:
+        raise InputError(f"KCM_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                         f"not {_get('KCM_LOG_LEVEL')!r}")
+
+
+def reconcile_sleep_time() -> float | None:
+    text = _get("KCM_RECONCILE_SLEEP_TIME")
+    return seconds(text, "KCM_RECONCILE_SLEEP_TIME") if text else None
+
+
+def api_retry_seconds() -> float:
+    text = _get("KCM_API_RETRY_SECONDS")
+    if not text:
+        return DEFAULT_API_RETRY_SECONDS
+    return seconds(text, "KCM_API_RETRY_SECONDS", allow_zero=True)
+
+
+def bundle_dir() -> str | None:
+    return os.environ.get("KCM_BUNDLE_DIR") or None
+
+
+def service_account_dir(default: str) -> str:
+    return os.environ.get("KCM_SERVICE_ACCOUNT_DIR") or default
+
+
+def node_name(flag: str | None) -> str | None:
+    """--node-name, else $NODE_NAME (the downward API's spec.nodeName)."""
+    return flag or os.environ.get("NODE_NAME") or None
 
 
 def read_node_topology() -> Topology:
     from kcm.topology import read_topology
 
-    return read_topology(sysfs_root=sysfs_root(), proc_root=proc_root())
+    return read_topology(sysfs_root=sysfs(), proc_root=proc_fs())

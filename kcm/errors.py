@@ -30,5 +30,9 @@ class AllocationError(KcmError):
     """No CPUs satisfy a request: too few, pool full, unknown pool."""
 
 
+class InputError(KcmError):
+    """A number, name or path given to kcm (flag, environment, file) is out of bounds."""
+
+
 class ProcessError(KcmError):
     """A process could not be inspected or started."""

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 
-from kcm import __version__
+from kcm import __version__, env
 from kcm.durable import fsync_path
 from kcm.errors import KcmError
 
@@ -38,8 +38,8 @@ def bundle_source(explicit: str | None) -> str:
     own = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
     if explicit:
         source = explicit
-    elif os.environ.get("KCM_BUNDLE_DIR"):
-        source = os.environ["KCM_BUNDLE_DIR"]
+    elif env.bundle_dir():
+        source = env.bundle_dir()
     elif os.path.isfile(os.path.join(own, "kcm")) and os.path.isdir(os.path.join(own, "runtime")):
         source = own
     else:
@@ -96,21 +96,65 @@ def install(source: str, install_dir: str) -> tuple[str, bool]:
                        f"{error.filename}") from None
 
 
-def uninstall(install_dir: str) -> list[str]:
-    """Remove the link and every bundle; what was removed."""
-    removed = []
+def installed_paths(install_dir: str) -> list[str]:
+    """What kcm installed in ``install_dir`` and nothing else: the ``kcm`` symlink when it
+    points into one of kcm's bundles, the bundles (``.kcm-<version>-<digest>/`` holding
+    a ``kcm`` file and ``runtime/``), and kcm's own staging debris."""
+    if not install_dir:
+        raise KcmError("--install-dir must not be empty")
+    try:
+        names = os.listdir(install_dir)
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise KcmError(f"cannot read {install_dir}: {error.strerror}") from None
+    found = [os.path.join(install_dir, name) for name in sorted(names)
+             if _is_bundle(install_dir, name) or _is_staging(install_dir, name)]
     link = os.path.join(install_dir, LINK)
-    if os.path.islink(link) or os.path.isfile(link):
-        os.unlink(link)
-        removed.append(link)
-    elif os.path.isdir(link):
-        raise KcmError(f"{link} is a directory, not kcm's binary; leaving it")
-    if os.path.isdir(install_dir):
-        for name in os.listdir(install_dir):
-            if name.startswith(PREFIX):
-                shutil.rmtree(os.path.join(install_dir, name), ignore_errors=True)
-                removed.append(os.path.join(install_dir, name))
-    return removed
+    if os.path.islink(link):
+        target = os.readlink(link)
+        head, _, tail = target.partition("/")
+        if tail == "kcm" and _is_bundle(install_dir, head):
+            found.insert(0, link)
+    return found
+
+
+def uninstall(install_dir: str) -> list[str]:
+    """Remove what ``installed_paths`` finds; what was removed. Checked before anything
+    goes: the directory must be writable, so a refusal leaves everything in place."""
+    paths = installed_paths(install_dir)
+    if paths and not os.access(install_dir, os.W_OK):
+        raise KcmError(f"cannot remove kcm from {install_dir}: the directory is not writable")
+    try:
+        for path in paths:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    except OSError as error:
+        raise KcmError(f"cannot remove {error.filename or install_dir}: {error.strerror}") from None
+    return paths
+
+
+def _is_bundle(install_dir: str, name: str) -> bool:
+    version, _, digest = name[len(PREFIX):].rpartition("-")
+    path = os.path.join(install_dir, name)
+    return (name.startswith(PREFIX) and not name.startswith(TMP) and bool(version)
+            and len(digest) == 12 and all(c in "0123456789abcdef" for c in digest)
+            and not os.path.islink(path) and os.path.isfile(os.path.join(path, "kcm"))
+            and os.path.isdir(os.path.join(path, "runtime")))
+
+
+def _is_staging(install_dir: str, name: str) -> bool:
+    """``.kcm-tmp-PID`` (a bundle being copied) or ``.kcm-tmp-link-PID`` (a new link)."""
+    rest = name[len(TMP):]
+    path = os.path.join(install_dir, name)
+    if not name.startswith(TMP):
+        return False
+    if rest.startswith("link-") and rest[5:].isdigit():
+        return os.path.islink(path) and os.readlink(path).startswith(PREFIX)
+    return (rest.isdigit() and os.path.isdir(path) and not os.path.islink(path)
+            and set(os.listdir(path)) <= {"kcm", "runtime"})
 
 
 def _remove_other_bundles(install_dir: str, keep: str) -> None:

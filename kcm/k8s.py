@@ -25,10 +25,10 @@ from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
 
+from kcm import env
 from kcm.errors import KcmError
 
 T = TypeVar("T")
-DEFAULT_RETRY_SECONDS = 30.0
 
 
 class KubeError(KcmError):
@@ -65,7 +65,7 @@ CRD = Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customreso
 
 
 def node_name(flag: str | None) -> str:
-    name = flag or os.environ.get("NODE_NAME", "")
+    name = env.node_name(flag)
     if not name:
         raise KcmError("no node name: pass --node-name or set NODE_NAME (the downward API's "
                        "spec.nodeName)")
@@ -78,7 +78,7 @@ def load_config() -> KubeConfig:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             if not os.environ.get("KUBERNETES_SERVICE_PORT"):
                 raise KcmError("KUBERNETES_SERVICE_HOST is set but KUBERNETES_SERVICE_PORT is not")
-            account = os.environ.get("KCM_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT)
+            account = env.service_account_dir(SERVICE_ACCOUNT)
             return KubeConfig.from_service_account(service_account=account)
         path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         if not os.path.exists(path):
@@ -95,7 +95,7 @@ class KubeClient:
     def __init__(self, client: Client | None = None, retry_seconds: float | None = None):
         self._client = client or Client(config=load_config(), field_manager="kcm")
         if retry_seconds is None:
-            retry_seconds = float(os.environ.get("KCM_API_RETRY_SECONDS", DEFAULT_RETRY_SECONDS))
+            retry_seconds = env.api_retry_seconds()
         self.retry_seconds = retry_seconds
         self._types: dict[Kind, type] = {}
 

@@ -1,14 +1,15 @@
 """Diagnostics on stderr, filtered by ``KCM_LOG_LEVEL``; no logging import on the
 ``isolate`` start-up path."""
 
-import os
 import sys
+
+from kcm import env
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
 
 def enabled(level: str) -> bool:
-    wanted = os.environ.get("KCM_LOG_LEVEL", "INFO").upper()
+    wanted = env.log_level()
     return _LEVELS[level] >= _LEVELS.get(wanted, 20)
 
 

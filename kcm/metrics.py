@@ -1,6 +1,12 @@
-"""Prometheus metrics of the node report (``kcm node-report --metrics-port``)."""
+"""Prometheus metrics of the node report (``kcm node-report --metrics-port``), served
+on ``GET /metrics`` by kcm's guarded server (bounded connections and deadlines)."""
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+import threading
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from kcm.serving import GuardedHandler, GuardedHTTPServer
 
 
 class NodeMetrics:
@@ -22,7 +28,10 @@ class NodeMetrics:
                                    "Time waited for the configuration directory lock",
                                    registry=self.registry,
                                    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30))
-        self.server, self.thread = start_http_server(port, addr=address, registry=self.registry)
+        self.server = _MetricsServer((address, port), self.registry)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="metrics",
+                                       daemon=True)
+        self.thread.start()
 
     def update(self, report: dict, lock_wait: float) -> None:
         self.lock_wait.observe(lock_wait)
@@ -38,3 +47,20 @@ class NodeMetrics:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
+
+
+class _MetricsServer(GuardedHTTPServer):
+    def __init__(self, address: tuple[str, int], registry: CollectorRegistry):
+        self.registry = registry
+        super().__init__(address, _MetricsHandler)
+
+
+class _MetricsHandler(GuardedHandler):
+    server: _MetricsServer
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] in ("/metrics", "/"):
+            self.reply(200, generate_latest(self.server.registry), CONTENT_TYPE_LATEST)
+        else:
+            self.reply(404, b"only /metrics\n", "text/plain")

@@ -65,10 +65,55 @@ def num_cores(container: dict, prefix: str) -> int | None:
               if name.endswith("-cores")]
     total = 0
     for value in counts:
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()) or len(value) > 5:
             return None
         total += int(value)
     return total or None
+
+
+def shape_error(pod: object) -> str | None:
+    """Why ``pod`` is not shaped like a Pod where ``patch_for`` reads it; None if it is.
+
+    The API server sends well-formed pods; this keeps a malformed review a 400, so that
+    anything ``patch_for`` raises is a bug of ours (a 500)."""
+    if not isinstance(pod, dict):
+        return "the object is not a JSON object"
+    metadata, spec = pod.get("metadata"), pod.get("spec")
+    problems = [_not_map(metadata, "metadata"), _not_map(spec, "spec")]
+    if isinstance(metadata, dict):
+        problems.append(_not_map(metadata.get("annotations"), "metadata.annotations"))
+    if isinstance(spec, dict):
+        problems.append(_not_list(spec.get("volumes"), "spec.volumes"))
+        for key in ("containers", "initContainers"):
+            problems.append(_not_list(spec.get(key), f"spec.{key}"))
+            for index, container in enumerate(spec.get(key) or []):
+                problems.append(_container_shape_error(container, f"spec.{key}[{index}]"))
+    return next((problem for problem in problems if problem), None)
+
+
+def _container_shape_error(container: object, where: str) -> str | None:
+    if not isinstance(container, dict):
+        return f"{where} is not an object"
+    resources = container.get("resources")
+    problems = [_not_map(resources, f"{where}.resources"),
+                _not_list(container.get("volumeMounts"), f"{where}.volumeMounts"),
+                _not_list(container.get("env"), f"{where}.env")]
+    if isinstance(resources, dict):
+        problems += [_not_map(resources.get(key), f"{where}.resources.{key}")
+                     for key in ("limits", "requests")]
+    return next((problem for problem in problems if problem), None)
+
+
+def _not_map(value: object, where: str) -> str | None:
+    return None if value is None or isinstance(value, dict) else f"{where} is not an object"
+
+
+def _not_list(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return f"{where} is not a list of objects"
+    return None
 
 
 def patch_for(pod: dict, settings: WorkloadSettings) -> list[dict]:

@@ -7,14 +7,50 @@ record is the host PID, which every other container sharing the directory can ch
 
 import os
 
+from kcm import env
 from kcm.errors import ProcessError
 from kcm.state import Task
 
-DEFAULT_PROC_FS = "/proc"
-
 
 def proc_root() -> str:
-    return os.environ.get("KCM_PROC_FS") or DEFAULT_PROC_FS
+    """The procfs to read processes from ($KCM_PROC_FS), not yet checked."""
+    return env.proc_fs()
+
+
+def host_proc_root() -> str:
+    """The procfs, proven to be the host's (``check_host_procfs``): for every command
+    that judges whether a task lives, where the wrong procfs would free live tasks."""
+    root = proc_root()
+    check_host_procfs(root)
+    return root
+
+
+def check_host_procfs(root: str) -> None:
+    """Refuse a procfs that is not the host's live procfs.
+
+    Two facts prove it. The kernel thread ``kthreadd`` is PID 2 with parent 0 in the
+    initial PID namespace, and kernel threads are visible in no other: an empty
+    directory, a container's own /proc or one of another PID namespace fails. And
+    ``self`` there is this very process (its NSpid ends with our own PID), which a
+    copy of a procfs, or a procfs of a namespace we cannot see, fails.
+    """
+    advice = (f"set KCM_PROC_FS to the host's /proc (in a container: mount it, e.g. at "
+              f"/host/proc); judging tasks by {root} could free CPU lists of live workloads")
+    kthreadd = _read_text(f"{root}/2/stat")
+    if not kthreadd.startswith("2 (kthreadd) ") or kthreadd.split(") ", 1)[1].split()[1] != "0":
+        raise ProcessError(f"{root} is not the host's procfs (no kthreadd at PID 2): {advice}")
+    status = _read_text(f"{root}/self/status")
+    nspid = [line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")]
+    if not status or (nspid and nspid[0][-1:] != [str(os.getpid())]):
+        raise ProcessError(f"{root}/self is not this process: {advice}")
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8192).decode("ascii", "replace")
+    except OSError:
+        return ""
 
 
 class ProcessStat:

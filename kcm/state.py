@@ -6,13 +6,21 @@ Layout (compatible with the operator manual)::
     <conf-dir>/pools/<pool>/exclusive            "1" or "0"
     <conf-dir>/pools/<pool>/<cpulist>/tasks      comma-separated host PIDs
     <conf-dir>/pools/<pool>/<cpulist>/task-info  kcm's own: one line per task,
-                                                 "PID START CHILD CHILD_START"
+                                                 "PID START CHILD CHILD_START",
+                                                 and "0 INODE MTIME_NS SIZE" lines
 
 ``task-info`` lets reconcile tell a reused PID from the original (start times from
 ``/proc/PID/stat``) and keep a CPU list held while the workload outlives a killed
 ``kcm isolate``. It is written before ``tasks`` when a task is added and after it
 when one is removed, so it always covers every PID in ``tasks``; a PID without a
 line (a directory written by hand) is judged by existence alone.
+
+``task-info`` is only trusted for the ``tasks`` file it was written with: its
+PID-0 lines are the stamps (inode, mtime, size) of the ``tasks`` files kcm wrote
+with it. When another writer (an older kcm, the original KCM or CMK, an operator)
+changed ``tasks`` since, the stamp no longer matches and every task of that CPU
+list falls back to "alive while the PID exists": a stale start time must never
+make a live task look dead. Two lines for one PID make the file an error.
 
 Every write goes to a ``.kcm-tmp-*`` file, is fsynced, renamed into place and the
 directory fsynced. Readers skip ``.kcm-tmp-*`` debris a crash may leave; reconcile
@@ -28,7 +36,7 @@ import os
 import stat
 import time
 
-from kcm import log
+from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.durable import fsync_path, write_synced
 from kcm.errors import ConfigError, CpuListError, LockTimeout
@@ -37,8 +45,6 @@ TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up pat
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-DEFAULT_CONF_DIR = "/etc/kcm"
-DEFAULT_LOCK_TIMEOUT = 30.0
 TMP_PREFIX = ".kcm-tmp-"
 _POOL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _MAX_FILE = 1 << 20
@@ -73,14 +79,17 @@ class Task:
 
 
 class CpuList:
-    """One CPU list of a pool: ``name`` is its directory name as on disk."""
+    """One CPU list of a pool: ``name`` is its directory name as on disk; ``stamp``
+    identifies the ``tasks`` file as read (None before it exists)."""
 
-    __slots__ = ("cpus", "name", "tasks")
+    __slots__ = ("cpus", "name", "stamp", "tasks")
 
-    def __init__(self, name: str, cpus: CpuSet, tasks: list[Task] | None = None):
+    def __init__(self, name: str, cpus: CpuSet, tasks: list[Task] | None = None,
+                 stamp: tuple[int, int, int] | None = None):
         self.name = name
         self.cpus = cpus
         self.tasks = tasks if tasks is not None else []
+        self.stamp = stamp
 
     def __repr__(self) -> str:
         return f"CpuList({self.name!r}, tasks={self.tasks!r})"
@@ -116,20 +125,7 @@ def valid_pool_name(name: str) -> bool:
 
 
 def conf_dir_from(value: str | None) -> str:
-    return value or os.environ.get("KCM_CONF_DIR") or DEFAULT_CONF_DIR
-
-
-def lock_timeout() -> float:
-    text = os.environ.get("KCM_LOCK_TIMEOUT", "")
-    if not text:
-        return DEFAULT_LOCK_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"KCM_LOCK_TIMEOUT must be a number of seconds, not {text!r}") from None
-    if value < 0:
-        raise ConfigError(f"KCM_LOCK_TIMEOUT must not be negative ({text})")
-    return value
+    return env.conf_dir(value)
 
 
 class ConfigDir:
@@ -150,26 +146,25 @@ class ConfigDir:
         return _Lock(self, shared, timeout)
 
     def _acquire(self, fd: int, shared: bool, limit: float, lock_path: str) -> None:
-        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        """Take the flock, waiting at most ``limit`` seconds.
+
+        A waiter sleeps in the kernel (blocking flock), woken by every release, with a
+        timer to end the wait: unlike polling, no waiter sleeps through a release, so
+        under contention the longest wait stays near the sum of the holds ahead of it.
+        Threads other than the main one (where a timer signal cannot be handled) poll.
+        """
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         started = time.monotonic()
-        pause = 0.0005
-        while True:
-            try:
-                fcntl.flock(fd, mode)
+        try:
+            if _try_flock(fd, mode | fcntl.LOCK_NB) or (limit > 0 and _wait_flock(fd, mode, limit)):
                 self.last_lock_wait = time.monotonic() - started
                 return
-            except BlockingIOError:
-                pass
-            except OSError as error:
-                raise ConfigError(f"cannot lock {lock_path}: {error.strerror}") from None
-            waited = time.monotonic() - started
-            if waited >= limit:
-                raise LockTimeout(
-                    f"timed out after {limit:g}s waiting for the lock {lock_path} "
-                    "(KCM_LOCK_TIMEOUT); another kcm process holds it"
-                )
-            time.sleep(min(pause, limit - waited))
-            pause = min(pause * 2, 0.02)
+        except OSError as error:
+            raise ConfigError(f"cannot lock {lock_path}: {error.strerror}") from None
+        raise LockTimeout(
+            f"timed out after {limit:g}s waiting for the lock {lock_path} "
+            "(KCM_LOCK_TIMEOUT); another kcm process holds it"
+        )
 
     def _check_root(self) -> None:
         try:
@@ -226,7 +221,7 @@ class ConfigDir:
                 cpus = parse_cpulist(name)
             except CpuListError as error:
                 raise ConfigError(f"bad CPU list directory {path}: {error}") from None
-            lists.append(CpuList(name, cpus, _load_tasks(path)))
+            lists.append(_load_cpu_list(path, name, cpus))
         return lists
 
     # -- writing -----------------------------------------------------------------
@@ -238,19 +233,26 @@ class ConfigDir:
         between the two writes.
         """
         directory = self._join("pools", pool, cpu_list.name)
-        old_info = _format_info(cpu_list.tasks)
+        info_path = os.path.join(directory, "task-info")
+        tasks_path = os.path.join(directory, "tasks")
+        temp, stamp = _write_temp(tasks_path, _format_tasks(tasks))
+        stamps = [s for s in (cpu_list.stamp, stamp) if s is not None]
         merged = {task.pid: task for task in cpu_list.tasks}
         merged.update({task.pid: task for task in tasks})
-        covering = _format_info(merged.values())
-        final = _format_info(tasks)
+        adding = len(merged) > len(cpu_list.tasks)
+        final = _format_info(tasks, stamps)
         # One directory fsync, after the last rename, makes every rename durable.
-        if covering != old_info:
-            _atomic_write(os.path.join(directory, "task-info"), covering, sync_dir=False)
-        _atomic_write(os.path.join(directory, "tasks"), _format_tasks(tasks),
-                      sync_dir=final == covering)
-        if final != covering:
-            _atomic_write(os.path.join(directory, "task-info"), final)
+        if adding:
+            covering = _format_info(merged.values(), stamps)
+            _atomic_write(info_path, covering, sync_dir=False)
+            _rename(temp, tasks_path, sync_dir=final == covering)
+            if final != covering:
+                _atomic_write(info_path, final)
+        else:
+            _rename(temp, tasks_path, sync_dir=False)
+            _atomic_write(info_path, final)
         cpu_list.tasks = list(tasks)
+        cpu_list.stamp = stamp
 
     def remove_debris(self) -> list[str]:
         """Delete ``.kcm-tmp-*`` files left by crashed writers (call under the lock)."""
@@ -278,12 +280,16 @@ class ConfigDir:
         if not os.path.lexists(self.path):
             return False
         self._check_root()
-        for name in os.listdir(self.path):
-            path = self._join(name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+        try:
+            for name in os.listdir(self.path):
+                path = self._join(name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+        except OSError as error:
+            raise ConfigError(f"cannot remove {error.filename or self.path}: "
+                              f"{error.strerror}") from None
         try:
             os.rmdir(self.path)
         except OSError as error:
@@ -384,7 +390,7 @@ class _Lock:
     def __enter__(self) -> None:
         conf = self.conf
         conf._check_root()
-        limit = lock_timeout() if self.timeout is None else self.timeout
+        limit = env.lock_timeout() if self.timeout is None else self.timeout
         lock_path = conf._join("lock")
         self.fd = _open_lock(lock_path, self.shared)
         try:
@@ -436,61 +442,80 @@ def _load_pool(path: str, name: str) -> Pool:
             raise ConfigError(f"bad CPU list directory {entry_path}: {error}") from None
         if not cpus:
             raise ConfigError(f"bad CPU list directory {entry_path}: empty")
-        pool.cpu_lists[entry] = CpuList(entry, cpus, _load_tasks(entry_path))
+        pool.cpu_lists[entry] = _load_cpu_list(entry_path, entry, cpus)
     return pool
 
 
-def _load_tasks(path: str) -> list[Task]:
+def _load_cpu_list(path: str, name: str, cpus: CpuSet) -> CpuList:
     entries = _entries(path)
     for entry, kind in entries.items():
         if entry in ("tasks", "task-info") and kind == "file":
             continue
         raise ConfigError(f"unexpected {kind} {os.path.join(path, entry)} in CPU list")
     tasks_path = os.path.join(path, "tasks")
-    text = _read_text(tasks_path).strip() if "tasks" in entries else ""
+    text, stamp = _read_file(tasks_path) if "tasks" in entries else ("", None)
+    text = text.strip()
     pids = [] if not text else [_pid(item, tasks_path) for item in text.split(",")]
     if len(set(pids)) != len(pids):
-        raise ConfigError(f"{tasks_path}: a PID is listed twice ({text})")
-    info = {}
+        raise ConfigError(f"{tasks_path}: a PID is listed twice ({_quote(text)})")
+    info: dict[int, Task] = {}
     if "task-info" in entries:
-        info = _parse_info(os.path.join(path, "task-info"))
-    return [info.get(pid, Task(pid)) for pid in pids]
+        info, stamps = _parse_info(os.path.join(path, "task-info"))
+        if stamps and stamp not in stamps:
+            info = {}  # tasks changed behind kcm's back: trust PIDs alone
+    return CpuList(name, cpus, [info.get(pid, Task(pid)) for pid in pids], stamp)
 
 
 def _pid(text: str, path: str) -> int:
     value = text.strip()
-    if not value.isascii() or not value.isdigit() or int(value) <= 0:
-        raise ConfigError(f"{path}: {value!r} is not a PID")
+    if not (value.isascii() and value.isdigit()) or len(value) > 7 or int(value) <= 0:
+        raise ConfigError(f"{path}: {_quote(value)} is not a PID")
     return int(value)
 
 
-def _parse_info(path: str) -> dict[int, Task]:
-    tasks = {}
+def _parse_info(path: str) -> tuple[dict[int, Task], list[tuple[int, int, int]]]:
+    """The tasks of a ``task-info`` file by PID, and the ``tasks`` stamps it is for."""
+    tasks: dict[int, Task] = {}
+    stamps = []
     for number, line in enumerate(_read_text(path).splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 4 or not all(f == "-" or (f.isascii() and f.isdigit()) for f in fields):
-            raise ConfigError(f"{path}:{number}: malformed task line {line[:60]!r}")
+        if len(fields) != 4 or not all(
+                f == "-" or (f.isascii() and f.isdigit() and len(f) <= 24) for f in fields):
+            raise ConfigError(f"{path}:{number}: malformed task line {_quote(line[:60])}")
         values = [None if f == "-" else int(f) for f in fields]
-        if values[0] is None:
+        pid = values[0]
+        if pid is None:
             raise ConfigError(f"{path}:{number}: task line without a PID")
-        tasks[values[0]] = Task(*values)
-    return tasks
+        if pid == 0:
+            if None not in values:
+                stamps.append((values[1], values[2], values[3]))
+            continue
+        if pid in tasks:
+            raise ConfigError(f"{path}:{number}: a second line for PID {pid}; "
+                              "kcm cannot tell which one holds")
+        tasks[pid] = Task(*values)
+    return tasks, stamps
 
 
 def _format_tasks(tasks: Iterable[Task]) -> str:
     return ",".join(str(task.pid) for task in tasks)
 
 
-def _format_info(tasks: Iterable[Task]) -> str:
+def _format_info(tasks: Iterable[Task], stamps: list[tuple[int, int, int]]) -> str:
     def field_text(value: int | None) -> str:
         return "-" if value is None else str(value)
 
-    return "".join(
-        " ".join(map(field_text, (t.pid, t.start, t.child, t.child_start))) + "\n"
-        for t in sorted(tasks, key=lambda t: t.pid)
-    )
+    lines = [f"0 {inode} {mtime} {size}\n" for inode, mtime, size in stamps]
+    lines += [" ".join(map(field_text, (t.pid, t.start, t.child, t.child_start))) + "\n"
+              for t in sorted(tasks, key=lambda t: t.pid)]
+    return "".join(lines)
+
+
+def _quote(text: str) -> str:
+    """Text from a file, for a one-line error."""
+    return repr(text)
 
 
 def overlapping_cpus(config: Config) -> list[str]:
@@ -537,12 +562,18 @@ def _kind(entry: os.DirEntry) -> str:
 
 
 def _read_text(path: str) -> str:
+    return _read_file(path)[0]
+
+
+def _read_file(path: str) -> tuple[str, tuple[int, int, int]]:
+    """A file's text and stamp (inode, mtime in ns, size), never through a symlink."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     try:
         data = os.read(fd, _MAX_FILE + 1)
+        info = os.fstat(fd)
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     finally:
@@ -550,23 +581,86 @@ def _read_text(path: str) -> str:
     if len(data) > _MAX_FILE:
         raise ConfigError(f"{path} is too large ({_MAX_FILE} bytes at most)")
     try:
-        return data.decode("ascii")
+        return data.decode("ascii"), (info.st_ino, info.st_mtime_ns, info.st_size)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not ASCII text") from None
 
 
-def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
+def _try_flock(fd: int, mode: int) -> bool:
+    try:
+        fcntl.flock(fd, mode)
+        return True
+    except BlockingIOError:
+        return False
+
+
+class _Expired(Exception):
+    pass
+
+
+def _expire(_signum: int, _frame: object) -> None:
+    raise _Expired
+
+
+def _wait_flock(fd: int, mode: int, limit: float) -> bool:
+    """Block in flock for at most ``limit`` seconds; False when the time ran out."""
+    import _signal as signal  # the public module imports enum: milliseconds per isolate
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _poll_flock(fd, mode, limit)
+    previous = signal.signal(signal.SIGALRM, _expire)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        fcntl.flock(fd, mode)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return True
+    except _Expired:
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _poll_flock(fd: int, mode: int, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while not _try_flock(fd, mode | fcntl.LOCK_NB):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def _write_temp(path: str, text: str) -> tuple[str, tuple[int, int, int]]:
+    """Write ``text`` to a synced temporary file beside ``path``; (its path, its stamp)."""
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f"{TMP_PREFIX}{name}-{os.getpid()}")
     try:
         write_synced(temp, text)
-        os.rename(temp, path)
-        if sync_dir:
-            fsync_path(directory)
+        info = os.stat(temp)
     except OSError as error:
         _unlink_quietly(temp)
-        reason = "no space left on device" if error.errno == errno.ENOSPC else error.strerror
-        raise ConfigError(f"cannot write {path}: {reason}") from None
+        raise ConfigError(f"cannot write {path}: {_reason(error)}") from None
+    return temp, (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def _rename(temp: str, path: str, sync_dir: bool = True) -> None:
+    try:
+        os.rename(temp, path)
+        if sync_dir:
+            fsync_path(os.path.dirname(path))
+    except OSError as error:
+        _unlink_quietly(temp)
+        raise ConfigError(f"cannot write {path}: {_reason(error)}") from None
+
+
+def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
+    temp, _ = _write_temp(path, text)
+    _rename(temp, path, sync_dir)
+
+
+def _reason(error: OSError) -> str:
+    return "no space left on device" if error.errno == errno.ENOSPC else str(error.strerror)
 
 
 

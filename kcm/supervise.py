@@ -102,7 +102,10 @@ class Workload:
         if failure:
             self._wait_quietly()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
-            raise ProcessError(failure)
+            code, _, message = failure.partition(" ")
+            error = ProcessError(message)
+            error.exit_code = int(code) if code in ("1", "126", "127") else 1
+            raise error
 
     def wait(self) -> int:
         """Forward signals to the running child, wait for it; its exit status."""
@@ -161,7 +164,7 @@ def _child(executable: str, argv: list[str], proc_root: str,
         try:
             os.sched_setaffinity(0, cpus)
         except OSError as error:
-            os.write(error_w, f"cannot pin to CPUs {cpu_text}: {error.strerror}".encode())
+            os.write(error_w, f"1 cannot pin to CPUs {cpu_text}: {error.strerror}".encode())
             os._exit(1)
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
@@ -172,8 +175,10 @@ def _child(executable: str, argv: list[str], proc_root: str,
     try:
         os.execve(executable, argv, env)
     except OSError as error:
-        os.write(error_w, f"cannot run {argv[0]}: {error.strerror}".encode())
-        os._exit(127)
+        # Like env(1): 127 when something named is missing (a #! interpreter), else 126.
+        code = 127 if error.errno == 2 else 126
+        os.write(error_w, f"{code} cannot run {argv[0]}: {error.strerror}".encode())
+        os._exit(code)
 
 
 def assigned_env(cpus: CpuSet, pool: str) -> dict[str, str]:

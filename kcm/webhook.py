@@ -1,13 +1,13 @@
 """The admission server: HTTPS only (TLS 1.2+), ``POST /mutate`` with AdmissionReview
 ``admission.k8s.io/v1``, and ``GET /healthz``.
 
-One thread per connection (the API server keeps connections open and sends reviews
-concurrently). Each connection is wrapped with the TLS context current at accept
-time, and the context is rebuilt when the certificate or key file changes, so a
-rotated certificate is served without a restart. Bad requests (too large, wrong
-content type, malformed JSON, not an AdmissionReview) get a 4xx without disturbing
-other connections; a well-formed review of something other than a Pod is allowed
-unchanged.
+Connections are bounded in number and time by ``kcm.serving``. Each connection is
+wrapped with the TLS context current at accept time, and the context is rebuilt when
+the certificate or key file changes, so a rotated certificate is served without a
+restart. Bad requests (too large, wrong content type, malformed JSON, not an
+AdmissionReview) get a 4xx without disturbing other connections; a well-formed
+review of something other than a Pod is allowed unchanged. A bug in the patch logic
+is a 500 (and logged), never mistaken for the client's fault.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import json
 import os
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from kcm import log
 from kcm.errors import KcmError
-from kcm.mutate import WorkloadSettings, patch_for
+from kcm.mutate import WorkloadSettings, patch_for, shape_error
+from kcm.serving import GuardedHandler, GuardedHTTPServer
 
 MAX_BODY = 1 << 20
 ADMISSION_VERSION = "admission.k8s.io/v1"
@@ -54,10 +54,10 @@ def review_response(body: bytes, settings: WorkloadSettings) -> dict:
     pod = request.get("object")
     if (isinstance(kind, dict) and kind.get("kind") == "Pod" and kind.get("group", "") == ""
             and isinstance(pod, dict) and request.get("operation", "CREATE") == "CREATE"):
-        try:
-            patch = patch_for(pod, settings)
-        except (AttributeError, TypeError, KeyError) as error:
-            raise BadReview(400, f"malformed Pod: {error}") from None
+        problem = shape_error(pod)
+        if problem:
+            raise BadReview(400, f"malformed Pod: {problem}")
+        patch = patch_for(pod, settings)
         if patch:
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
@@ -105,10 +105,7 @@ class Certificates:
             return self._context
 
 
-class WebhookServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
+class WebhookServer(GuardedHTTPServer):
     def __init__(self, address: tuple[str, int], certificates: Certificates,
                  settings: WorkloadSettings):
         self.certificates = certificates
@@ -120,30 +117,18 @@ class WebhookServer(ThreadingHTTPServer):
         context = self.certificates.current()
         return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
-    def handle_error(self, request, client_address) -> None:
-        log.debug(f"connection from {client_address[0]} failed")
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 15
+class _Handler(GuardedHandler):
     server: WebhookServer
 
     def setup(self) -> None:
         super().setup()
         self.connection.do_handshake()
 
-    def log_message(self, format: str, *args) -> None:
-        log.debug(f"{self.client_address[0]} {format % args}")
-
     def _reply(self, status: int, payload: dict | str) -> None:
         body = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
-        self.send_response(status)
         content_type = "application/json" if isinstance(payload, dict) else "text/plain"
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(status, body, content_type)
 
     def _error(self, status: int, message: str) -> None:
         self._reply(status, {"error": message})
@@ -174,9 +159,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(415, f"expected Content-Type application/json, got {content_type!r}")
             return
         try:
-            self._reply(200, review_response(body, self.server.settings))
+            answer = review_response(body, self.server.settings)
         except BadReview as error:
             self._error(error.status, str(error))
+            return
+        except Exception as error:  # a bug of ours: say so, keep serving
+            log.log("ERROR", f"admission review failed: {type(error).__name__}: {error}")
+            self._error(500, f"internal error: {type(error).__name__}")
+            return
+        self._reply(200, answer)
 
     def do_PUT(self) -> None:
         self._error(405, "only POST /mutate and GET /healthz")
@@ -186,7 +177,4 @@ class _Handler(BaseHTTPRequestHandler):
 
 def serve(address: str, port: int, certificates: Certificates,
           settings: WorkloadSettings) -> WebhookServer:
-    try:
-        return WebhookServer((address, port), certificates, settings)
-    except OSError as error:
-        raise KcmError(f"cannot listen on {address}:{port}: {error.strerror}") from None
+    return WebhookServer((address, port), certificates, settings)

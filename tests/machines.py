@@ -111,6 +111,10 @@ def build_sysfs(machine: dict, root: Path, cmdline: str | None = None,
     proc = root / "proc"
     proc.mkdir(exist_ok=True)
     _write(proc / "cmdline", cmdline if cmdline is not None else machine.get("cmdline", ""))
+    # The host's kthreadd and this process, through links: enough for kcm to accept the
+    # tree as the host's procfs (tasks are only seen through the real one).
+    for name in ("self", "thread-self", "2"):
+        (proc / name).symlink_to(f"/proc/{name}")
     return root
 
 
@@ -121,8 +125,9 @@ def _write(path: Path, text: str) -> None:
 def machine_env(root: Path, fake_proc: bool = False) -> dict[str, str]:
     """Environment pointing kcm at a built tree.
 
-    With ``fake_proc`` the tree's ``proc`` (just a cmdline, for isolcpus) stands in
-    for the host procfs; commands that look at processes need the real one.
+    With ``fake_proc`` the tree's ``proc`` (a cmdline, for isolcpus, and links to the
+    host's ``self`` and PID 2) stands in for the host procfs; commands that look at
+    workload processes need the real one.
     """
     env = dict(os.environ)
     env["KCM_SYSFS"] = str(root / "sys")

@@ -4,12 +4,12 @@ import os
 import subprocess
 import time
 
-from kcm import __version__
+from kcm import __version__, env
 from kcm.commands.node_report import host_processes, read_config
 from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_json, as_text, diagnose, healthy
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
-from kcm.procfs import proc_root
+from kcm.procfs import host_proc_root
 from kcm.state import ConfigDir, conf_dir_from
 
 
@@ -30,7 +30,7 @@ def installed(install_dir: str) -> InstallFacts:
 
 
 def cluster_facts(name: str | None) -> ClusterFacts | None:
-    name = name or os.environ.get("NODE_NAME")
+    name = name or env.node_name(None)
     if not name:
         return None
     try:
@@ -53,11 +53,11 @@ def run(args) -> int:
         kubelet_state = None
     facts = Facts(
         topology=read_node_topology(), config=config, config_error=error,
-        processes=host_processes(proc_root()),
+        processes=host_processes(host_proc_root()),
         install=installed(args.install_dir), conf_dir=conf.path,
         kubelet_state=kubelet_state, kubelet_state_path=state_path,
         cluster=cluster_facts(args.node_name), node_name=args.node_name or
-        os.environ.get("NODE_NAME"), resource_prefix=args.resource_prefix,
+        env.node_name(None), resource_prefix=args.resource_prefix,
         report_max_age=args.report_max_age, now=time.time(), version=__version__,
     )
     findings = diagnose(facts)

@@ -1,13 +1,11 @@
 """``kcm isolate``: take CPU lists from a pool, run the command pinned to them, give
 them back when it exits. Imports only the standard library and kcm's small modules."""
 
-import os
-
-from kcm import log
+from kcm import env, log
 from kcm.cpuset import CpuSet
 from kcm.env import read_node_topology
-from kcm.errors import AllocationError, KcmError
-from kcm.procfs import proc_root, self_stat, task_alive
+from kcm.errors import KcmError
+from kcm.procfs import host_proc_root, self_stat, task_alive
 from kcm.selection import Request, choose_cpu_lists
 from kcm.state import ConfigDir, Task, conf_dir_from
 from kcm.supervise import Workload, assigned_env, find_executable
@@ -18,13 +16,13 @@ def run(args) -> int:
     executable = find_executable(command[0])
     request = Request(
         pool=args.pool,
-        num_cores=_num_cores(args.num_cores),
+        num_cores=args.num_cores if args.num_cores is not None else env.num_cores() or 1,
         explicit_num_cores=args.num_cores is not None,
         socket=args.socket_id,
         numa_node=args.numa_node,
     )
     conf = ConfigDir(conf_dir_from(args.conf_dir))
-    root = proc_root()
+    root = host_proc_root()
     me = self_stat(root)
     workload = Workload(executable, command, root)
     try:
@@ -41,17 +39,6 @@ def run(args) -> int:
     status = workload.wait()
     _release(conf, args.pool, held, task)
     return status
-
-
-def _num_cores(value: int | None) -> int:
-    if value is not None:
-        return value
-    text = os.environ.get("KCM_NUM_CORES", "").strip()
-    if not text:
-        return 1
-    if not text.isdigit() or int(text) < 1:
-        raise AllocationError(f"KCM_NUM_CORES must be a positive whole number, not {text!r}")
-    return int(text)
 
 
 def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[CpuSet, list[str]]:

@@ -6,7 +6,7 @@ from kcm.env import read_node_topology
 from kcm.errors import KcmError
 from kcm.node_report import Processes, build_report, summary
 from kcm.periodic import hold_stop_signals, repeat
-from kcm.procfs import allowed_cpus, proc_root, task_alive
+from kcm.procfs import allowed_cpus, host_proc_root, task_alive
 from kcm.state import Config, ConfigDir, conf_dir_from
 
 
@@ -53,7 +53,7 @@ def make_report(conf: ConfigDir, root: str) -> dict:
 
 def run(args) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
-    root = proc_root()
+    root = host_proc_root()
     client = node = metrics = None
     if args.publish:
         from kcm.k8s import KubeClient, node_name

@@ -2,11 +2,10 @@
 
 import argparse
 import json
-import os
 
-from kcm.errors import ConfigError
+from kcm import env
 from kcm.periodic import repeat
-from kcm.procfs import proc_root, task_alive
+from kcm.procfs import host_proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
 
 
@@ -30,8 +29,8 @@ def reclaim(conf: ConfigDir, root: str) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
-    root = proc_root()
-    interval = args.interval if args.interval is not None else _interval_from_env()
+    root = host_proc_root()
+    interval = args.interval if args.interval is not None else env.reconcile_sleep_time()
     if interval is None:
         report = {"reclaimedCpuLists": reclaim(conf, root)}
         print(json.dumps(report, sort_keys=True, indent=2))
@@ -44,15 +43,3 @@ def run(args: argparse.Namespace) -> int:
     return repeat(interval, one_pass, "reconcile pass")
 
 
-def _interval_from_env() -> float | None:
-    text = os.environ.get("KCM_RECONCILE_SLEEP_TIME", "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ConfigError(f"KCM_RECONCILE_SLEEP_TIME must be a positive number of seconds, "
-                          f"not {text!r}")
-    return value

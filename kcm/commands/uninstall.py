@@ -4,11 +4,12 @@ configuration directory; refused while workloads still hold CPU lists (``--force
 import json
 import os
 
-from kcm import log
+from kcm import env, log
 from kcm.errors import ConfigError, KcmError
+from kcm.install import installed_paths
 from kcm.install import uninstall as remove_bundle
 from kcm.manifests import NODE_LABEL
-from kcm.procfs import proc_root, task_alive
+from kcm.procfs import host_proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
 
 
@@ -20,10 +21,17 @@ def live_tasks(conf: ConfigDir) -> list[int]:
         if not os.path.lexists(conf.path):
             return []
         raise
-    root = proc_root()
+    root = host_proc_root()
     return sorted({task.pid for pool in config.pools.values()
                    for cpu_list in pool.cpu_lists.values() for task in cpu_list.tasks
                    if task_alive(root, task)})
+
+
+def check_removable(conf: ConfigDir) -> None:
+    """Refuse, before anything is removed, a configuration directory that cannot go."""
+    if os.path.isdir(conf.path) and not os.access(conf.path, os.W_OK):
+        raise KcmError(f"cannot remove {conf.path}: the directory is not writable "
+                       "(read-only file system or no permission)")
 
 
 def clean_node(client, name: str, prefix: str) -> list[str]:
@@ -59,12 +67,14 @@ def clean_node(client, name: str, prefix: str) -> list[str]:
 
 def run(args) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
+    installed_paths(args.install_dir)  # refuses an empty --install-dir before anything
+    check_removable(conf)
     alive = live_tasks(conf)
     if alive and not args.force:
         raise KcmError(f"{len(alive)} kcm tasks are still running (PIDs "
                        f"{', '.join(map(str, alive[:10]))}); stop them or use --force")
     removed: list[str] = []
-    name = args.node_name or os.environ.get("NODE_NAME")
+    name = args.node_name or env.node_name(None)
     if name:
         from kcm.k8s import KubeClient
 
@@ -72,10 +82,7 @@ def run(args) -> int:
     else:
         log.warning("no node name (--node-name or NODE_NAME): the node's Kubernetes objects "
                     "are left alone")
-    try:
-        removed += remove_bundle(args.install_dir)
-    except OSError as error:
-        raise KcmError(f"cannot remove kcm from {args.install_dir}: {error.strerror}") from None
+    removed += remove_bundle(args.install_dir)
     if conf.destroy():
         removed.append(conf.path)
     print(json.dumps({"removed": removed}, indent=2))

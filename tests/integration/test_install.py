@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workloads import make_conf
+from tests.integration.workloads import fake_bundle, make_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +76,51 @@ def test_the_installed_binary_runs_in_a_root_filesystem_without_python_or_libc(
     no_python = subprocess.run(["chroot", str(rootfs), "/bin/busybox", "which", "python3"],
                                capture_output=True)
     assert no_python.returncode != 0
+
+
+def test_uninstall_removes_only_what_kcm_installed(kcm, tmp_path):
+    """Files that merely look like kcm's stay: a plain ``kcm``, other ``.kcm-*`` entries."""
+    target = tmp_path / "opt-bin"
+    kcm.run("install", f"--install-dir={target}", f"--from={fake_bundle(tmp_path / 'b')}",
+            check=True)
+    foreign = [target / ".kcm-notes", target / ".kcm-1.0-0123456789ab"]
+    foreign[0].write_text("mine")
+    foreign[1].mkdir()
+    (foreign[1] / "data").write_text("mine")
+    conf = make_conf(tmp_path / "conf", {"infra": (False, ["0"])})
+    result = kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={target}", check=True)
+    removed = json.loads(result.stdout)["removed"]
+    assert str(target / "kcm") in removed and len(removed) == 3  # link, bundle, conf dir
+    assert sorted(target.iterdir()) == sorted(foreign)
+    # A plain file named kcm in the directory is not kcm's installation either.
+    (target / "kcm").write_text("someone else's")
+    kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={target}", check=True)
+    assert (target / "kcm").read_text() == "someone else's"
+
+
+def test_uninstall_refuses_an_empty_install_dir(kcm, tmp_path):
+    (tmp_path / "kcm").write_text("not kcm's")
+    conf = make_conf(tmp_path / "conf", {"infra": (False, ["0"])})
+    result = kcm.run("uninstall", f"--conf-dir={conf}", "--install-dir=", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (1, "kcm: --install-dir must not be empty\n")
+    assert (tmp_path / "kcm").exists() and conf.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a read-only tmpfs")
+def test_uninstall_on_a_read_only_directory_removes_nothing(kcm, tmp_path):
+    target = tmp_path / "opt-bin"
+    kcm.run("install", f"--install-dir={target}", f"--from={fake_bundle(tmp_path / 'b')}",
+            check=True)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(conf)], check=True)
+    try:
+        make_conf(conf, {"infra": (False, ["0"])})
+        subprocess.run(["mount", "-o", "remount,ro", str(conf)], check=True)
+        result = kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={target}")
+        assert result.returncode == 1
+        assert result.stderr == (f"kcm: cannot remove {conf}: the directory is not writable "
+                                 "(read-only file system or no permission)\n")
+        assert (target / "kcm").is_symlink() and (conf / "pools").is_dir()
+    finally:
+        subprocess.run(["umount", str(conf)], check=True)

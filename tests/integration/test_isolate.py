@@ -46,7 +46,8 @@ def test_the_command_runs_pinned_with_its_environment(kcm, conf, tmp_path):
     assert report["env"]["KCM_CPUS_ASSIGNED_MASK"] == "0x1"
     assert report["env"]["KCM_POOL"] == "dataplane"
     assert tasks_of(conf)["dataplane/0"] == [proc.pid]
-    info = (conf / "pools/dataplane/0/task-info").read_text().split()
+    lines = (conf / "pools/dataplane/0/task-info").read_text().splitlines()
+    info = next(line.split() for line in lines if not line.startswith("0 "))
     assert info[0] == str(proc.pid) and info[2] == str(report["pid"])
     assert proc.wait(10) == 0
     assert tasks_of(conf)["dataplane/0"] == []
@@ -301,13 +302,37 @@ def test_when_pid_1_it_reaps_orphans(kcm, shared, tmp_path):
                              capture_output=True)
     if unshare.returncode != 0:
         pytest.skip("cannot create a PID namespace here")
-    script = "sh -c 'sleep 0.2 &' ; sleep 0.5; ps -eo stat= | grep -c Z || true"
-    result = subprocess.run(
-        ["unshare", "--fork", "--pid", "--mount-proc", kcm_path(), "isolate",
-         f"--conf-dir={shared}", "--pool=infra", "sh", "-c", script],
-        capture_output=True, text=True, env=kcm.env, timeout=20)
+    # As in a container: the namespace's own /proc, and the host's mounted elsewhere.
+    host_proc = tmp_path / "host-proc"
+    host_proc.mkdir()
+    if subprocess.run(["mount", "-t", "proc", "proc", str(host_proc)]).returncode != 0:
+        pytest.skip("cannot mount a procfs here")
+    try:
+        script = "sh -c 'sleep 0.2 &' ; sleep 0.5; ps -eo stat= | grep -c Z || true"
+        result = subprocess.run(
+            ["unshare", "--fork", "--pid", "--mount-proc", kcm_path(), "isolate",
+             f"--conf-dir={shared}", "--pool=infra", "sh", "-c", script],
+            capture_output=True, text=True, env={**kcm.env, "KCM_PROC_FS": str(host_proc)},
+            timeout=20)
+    finally:
+        subprocess.run(["umount", str(host_proc)], check=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
+
+
+def test_a_procfs_that_is_not_the_hosts_is_refused(kcm, shared, tmp_path):
+    """The namespace's own /proc (kcm is PID 1 there) would make every host task look
+    dead: isolate refuses it before recording anything."""
+    if subprocess.run(["unshare", "--fork", "--pid", "--mount-proc", "true"]).returncode != 0:
+        pytest.skip("cannot create a PID namespace here")
+    result = subprocess.run(
+        ["unshare", "--fork", "--pid", "--mount-proc", kcm_path(), "isolate",
+         f"--conf-dir={shared}", "--pool=infra", "true"],
+        capture_output=True, text=True, env=kcm.env, timeout=20)
+    assert result.returncode == 1
+    assert result.stderr.startswith("kcm: /proc is not the host's procfs")
+    assert result.stderr.count("\n") == 1
+    assert all(not pids for pids in tasks_of(shared).values())
 
 
 def kcm_path() -> str:

@@ -66,3 +66,14 @@ REPORTER = (
 """A workload that writes its pid, affinity and KCM_ environment to a file, then sleeps."""
 
 PYTHON = os.environ.get("KCM_TEST_PYTHON", "python3")
+
+
+def fake_bundle(directory: Path) -> Path:
+    """A stand-in for the self-contained bundle (an executable ``kcm`` and ``runtime/``):
+    enough for ``kcm install --from`` and for uninstall to recognise it as kcm's."""
+    directory.mkdir(parents=True)
+    launcher = directory / "kcm"
+    launcher.write_text("#!/bin/sh\necho kcm 0.0.0\n")
+    launcher.chmod(0o755)
+    (directory / "runtime").mkdir()
+    return directory

@@ -4,7 +4,7 @@ import json
 import os
 
 from kcm.manifests import node_report_crd
-from tests.integration.workloads import make_conf
+from tests.integration.workloads import fake_bundle, make_conf
 from tests.k8s.apiserver import BUILTIN
 from tests.k8s.conftest import add_node
 
@@ -14,8 +14,8 @@ POOLS = {"dataplane": (True, ["1"]), "infra": (False, ["0"])}
 def prepare(k8s_kcm, api, tmp_path):
     conf = make_conf(tmp_path / "kcm", POOLS)
     install = tmp_path / "opt-bin"
-    install.mkdir()
-    (install / "kcm").write_text("binary")
+    k8s_kcm.run("install", f"--install-dir={install}",
+                f"--from={fake_bundle(tmp_path / 'bundle')}", check=True)
     api.store.put(BUILTIN[-1], node_report_crd())
     add_node(api, "node-1", spec={"taints": [{"key": "other", "effect": "NoSchedule"}]})
     k8s_kcm.run("discover", f"--conf-dir={conf}", "--taint", check=True)
@@ -49,6 +49,7 @@ def test_removes_everything_and_twice_is_fine(k8s_kcm, api, tmp_path):
     assert node["spec"]["taints"] == [{"key": "other", "effect": "NoSchedule"}]
     assert api.store.get("kcm.dev", "nodereports", "node-1") is None
     assert not conf.exists() and not (install / "kcm").exists()
+    assert os.listdir(install) == []
     again = k8s_kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={install}",
                         check=True)
     assert json.loads(again.stdout) == {"removed": []}

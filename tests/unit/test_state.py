@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kcm.errors import ConfigError, LockTimeout
+from kcm.errors import ConfigError, KcmError, LockTimeout
 from kcm.state import ConfigDir, Task
 
 
@@ -79,7 +79,37 @@ def test_save_tasks_keeps_start_times_and_is_read_back(tmp_path):
     assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks == [task]
     conf.save_tasks("dataplane", cpu_list, [])
     assert (tmp_path / "pools/dataplane/4,12/tasks").read_text() == ""
-    assert (tmp_path / "pools/dataplane/4,12/task-info").read_text() == ""
+    info = (tmp_path / "pools/dataplane/4,12/task-info").read_text()
+    assert all(line.startswith("0 ") for line in info.splitlines())  # stamps, no task
+
+
+def test_two_task_info_lines_for_one_pid_are_an_error(tmp_path):
+    conf = make_dir(tmp_path, MANUAL)
+    cpu_list = tmp_path / "pools/dataplane/4,12"
+    (cpu_list / "tasks").write_text("4242")
+    (cpu_list / "task-info").write_text("4242 1 - -\n4242 2 - -\n")
+    with pytest.raises(ConfigError, match=r"task-info:2: a second line for PID 4242"):
+        conf.load()
+
+
+def test_task_info_is_ignored_once_another_writer_changed_tasks(tmp_path):
+    """An older writer dropped PID 4242 and a new task reused the PID: the stale start
+    time must not make the live task look dead; it is judged by its PID alone."""
+    conf = make_dir(tmp_path, MANUAL)
+    cpu_list = conf.load().pools["dataplane"].cpu_lists["4,12"]
+    conf.save_tasks("dataplane", cpu_list, [Task(4242, 777, 4243, 778)])
+    tasks = tmp_path / "pools/dataplane/4,12/tasks"
+    tasks.write_text("")  # the old reconcile, writing in place
+    tasks.write_text("4242")  # the old isolate, same PID, new process
+    assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks == [Task(4242)]
+
+
+def test_task_info_of_an_older_kcm_without_stamps_is_trusted(tmp_path):
+    conf = make_dir(tmp_path, MANUAL)
+    cpu_list = tmp_path / "pools/dataplane/4,12"
+    (cpu_list / "tasks").write_text("4242")
+    (cpu_list / "task-info").write_text("4242 777 4243 778\n")
+    assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks == [Task(4242, 777, 4243, 778)]
 
 
 def test_crash_debris_is_ignored_then_removed(tmp_path):
@@ -107,9 +137,10 @@ def test_shared_locks_coexist(tmp_path):
         pass
 
 
-def test_bad_lock_timeout_setting(tmp_path, monkeypatch):
-    monkeypatch.setenv("KCM_LOCK_TIMEOUT", "soon")
-    with pytest.raises(ConfigError, match="KCM_LOCK_TIMEOUT"), make_dir(tmp_path, MANUAL).locked():
+@pytest.mark.parametrize("value", ["soon", "nan", "inf", "-1", "1e300", "9" * 5000])
+def test_bad_lock_timeout_setting(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("KCM_LOCK_TIMEOUT", value)
+    with pytest.raises(KcmError, match="KCM_LOCK_TIMEOUT"), make_dir(tmp_path, MANUAL).locked():
         pass
 
 
