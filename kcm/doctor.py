@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from kcm.cpuset import format_cpulist, parse_cpulist
-from kcm.errors import CpuListError
+from kcm.errors import ConfigMissing, CpuListError, KcmError, LockTimeout
 from kcm.manifests import NODE_LABEL, resource_name
 from kcm.node_report import Processes, build_report
 from kcm.state import Config
@@ -25,6 +25,12 @@ class Finding:
     detail: str
     fix: str = ""
     severity: str = "error"  # or "warning": reported, but the node counts as healthy
+    ran: bool = True  # False: the check could not run (never reported as ok)
+
+
+def _not_run(name: str) -> Finding:
+    return Finding(name, False, "not run: the configuration directory could not be read",
+                   severity="warning", ran=False)
 
 
 @dataclass
@@ -47,7 +53,7 @@ class InstallFacts:
 class Facts:
     topology: Topology
     config: Config | None
-    config_error: str | None
+    config_error: KcmError | None
     processes: Processes
     install: InstallFacts
     conf_dir: str
@@ -62,7 +68,6 @@ class Facts:
 
 
 FIXES = {
-    "configDirectory": "kcm init --conf-dir={conf} (after moving the broken directory aside)",
     "disjointCpuLists": "rm -r {conf} && kcm init --conf-dir={conf} (no tasks running)",
     "exclusiveOnIsolated": "re-run kcm init so exclusive pools come from isolcpus= cores",
     "cpusOnline": "the machine changed: kcm uninstall --conf-dir={conf}, then kcm init",
@@ -74,14 +79,18 @@ FIXES = {
 
 def diagnose(facts: Facts) -> list[Finding]:
     conf = facts.conf_dir
-    report = build_report(facts.topology, facts.config, facts.config_error, facts.processes)
+    error = facts.config_error
+    report = build_report(facts.topology, facts.config, error and str(error), facts.processes)
     # A task whose process is gone keeps its CPU list from new workloads until the
     # next reconcile: for the doctor that is a problem to fix, not just information.
     severity = {"deadTasks": "error"}
+    fixes = {**FIXES, "configDirectory": config_fix(error)}
     findings = [
         Finding(check["name"], check["ok"], "; ".join(check["errors"]) or "ok",
-                FIXES[check["name"]].format(conf=conf) if not check["ok"] else "",
-                severity.get(check["name"], check["severity"]))
+                fixes[check["name"]].format(conf=conf) if check["ok"] is False
+                and check["ran"] else "",
+                severity.get(check["name"], check["severity"]) if check["ran"] else "warning",
+                check["ran"])
         for check in report["checks"]
     ]
     findings.append(_whole_cores(facts))
@@ -90,6 +99,18 @@ def diagnose(facts: Facts) -> list[Finding]:
     findings.append(_kubelet(facts))
     findings += _cluster(facts)
     return findings
+
+
+def config_fix(error: KcmError | None) -> str:
+    """Advice that fits why the directory could not be read, and never destroys the
+    records of running workloads."""
+    if isinstance(error, LockTimeout):
+        return ("another kcm process holds {conf}/lock: wait and run again "
+                "(fuser {conf}/lock names the holder)")
+    if isinstance(error, ConfigMissing):
+        return "kcm init --conf-dir={conf}"
+    return ("repair or remove the entry named above by hand; keep every tasks file, "
+            "which records running workloads (re-initialising would free their CPUs)")
 
 
 def healthy(findings: list[Finding]) -> bool:
@@ -104,7 +125,8 @@ def as_json(findings: list[Finding]) -> str:
 def as_text(findings: list[Finding]) -> str:
     lines = []
     for finding in findings:
-        mark = "ok  " if finding.ok else ("WARN" if finding.severity == "warning" else "FAIL")
+        mark = "ok  " if finding.ok else ("SKIP" if not finding.ran else
+                                          "WARN" if finding.severity == "warning" else "FAIL")
         lines.append(f"{mark}  {finding.name}: {finding.detail}")
         if not finding.ok and finding.fix:
             lines.append(f"      fix: {finding.fix}")
@@ -114,7 +136,7 @@ def as_text(findings: list[Finding]) -> str:
 
 def _whole_cores(facts: Facts) -> Finding:
     if facts.config is None:
-        return Finding("exclusiveWholeCores", True, "no configuration to check")
+        return _not_run("exclusiveWholeCores")
     cores = {cpu: core for core in facts.topology.cores().values() for cpu in core}
     split = [f"{pool.name}/{cpu_list.name}" for pool in facts.config.pools.values()
              if pool.exclusive for cpu_list in pool.cpu_lists.values()
@@ -129,7 +151,7 @@ def _whole_cores(facts: Facts) -> Finding:
 
 def _isolcpus(facts: Facts) -> Finding:
     if facts.config is None:
-        return Finding("isolcpus", True, "no configuration to check")
+        return _not_run("isolcpus")
     exclusive = frozenset().union(*(cpu_list.cpus for pool in facts.config.pools.values()
                                     if pool.exclusive for cpu_list in pool.cpu_lists.values()))
     if not exclusive:
@@ -172,7 +194,9 @@ def _kubelet(facts: Facts) -> Finding:
     except (ValueError, AttributeError):
         return Finding(name, False, f"{facts.kubelet_state_path} is not valid JSON",
                        "check the kubelet", "warning")
-    if policy != "static" or facts.config is None:
+    if policy == "static" and facts.config is None:
+        return _not_run(name)
+    if policy != "static":
         return Finding(name, True, f"kubelet CPU manager policy {policy!r}")
     exclusive = frozenset().union(*(cpu_list.cpus for pool in facts.config.pools.values()
                                     if pool.exclusive for cpu_list in pool.cpu_lists.values()))

@@ -22,6 +22,10 @@ class ConfigError(KcmError):
     """The configuration directory is missing, malformed or not ours."""
 
 
+class ConfigMissing(ConfigError):
+    """There is no configuration directory (or no pools in it): kcm init makes one."""
+
+
 class LockTimeout(KcmError):
     """The configuration directory's lock was not obtained in time."""
 

@@ -63,6 +63,7 @@ _CHECK = {
     "properties": {
         "name": _STRING,
         "ok": {"type": "boolean"},
+        "ran": {"type": "boolean"},
         "severity": {"type": "string", "enum": ["error", "warning"]},
         "errors": {"type": "array", "items": _STRING},
     },

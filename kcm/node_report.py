@@ -39,6 +39,11 @@ def topology_summary(topology: Topology) -> dict:
     }
 
 
+CONFIG_CHECKS = ("disjointCpuLists", "exclusiveOnIsolated", "cpusOnline", "cpusInPools",
+                 "deadTasks", "affinity")
+"""The checks that read the configuration directory."""
+
+
 def build_report(topology: Topology, config: Config | None, config_error: str | None,
                  processes: Processes) -> dict:
     """The report document; ``config`` is None when the directory could not be read."""
@@ -63,15 +68,19 @@ def build_report(topology: Topology, config: Config | None, config_error: str | 
                         drifted.append(f"task {task.pid} in {where}: {drift}")
                 lists[cpu_list.name] = {"cpus": cpu_list.name, "tasks": tasks}
             pools[pool.name] = {"name": pool.name, "exclusive": pool.exclusive, "cpuLists": lists}
-    checks = [
-        _check("configDirectory", [config_error] if config_error else []),
-        _check("disjointCpuLists", overlapping_cpus(config) if config else []),
-        _check("exclusiveOnIsolated", _exclusive_not_isolated(topology, config)),
-        _check("cpusOnline", _offline_in_pools(topology, config)),
-        _check("cpusInPools", _cpus_in_no_pool(topology, config), severity="warning"),
-        _check("deadTasks", dead, severity="warning"),
-        _check("affinity", drifted),
-    ]
+    checks = [_check("configDirectory", [config_error] if config_error else [])]
+    if config is None:
+        checks += [not_run(name, "the configuration directory could not be read")
+                   for name in CONFIG_CHECKS]
+    else:
+        checks += [
+            _check("disjointCpuLists", overlapping_cpus(config)),
+            _check("exclusiveOnIsolated", _exclusive_not_isolated(topology, config)),
+            _check("cpusOnline", _offline_in_pools(topology, config)),
+            _check("cpusInPools", _cpus_in_no_pool(topology, config), severity="warning"),
+            _check("deadTasks", dead, severity="warning"),
+            _check("affinity", drifted),
+        ]
     return {
         "kcmVersion": __version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -92,7 +101,14 @@ def summary(report: dict) -> dict:
 
 
 def _check(name: str, errors: list[str], severity: str = "error") -> dict:
-    return {"name": name, "ok": not errors, "severity": severity, "errors": errors}
+    return {"name": name, "ok": not errors, "ran": True, "severity": severity, "errors": errors}
+
+
+def not_run(name: str, why: str) -> dict:
+    """A check that could not run: not ok, never mistaken for a pass, a warning (the
+    failure that stopped it is reported by its own check)."""
+    return {"name": name, "ok": False, "ran": False, "severity": "warning",
+            "errors": [f"not run: {why}"]}
 
 
 def _affinity_drift(task: Task, cpus: frozenset[int], processes: Processes) -> str | None:

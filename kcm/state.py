@@ -39,7 +39,7 @@ import time
 from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.durable import fsync_path, write_synced
-from kcm.errors import ConfigError, CpuListError, LockTimeout
+from kcm.errors import ConfigError, ConfigMissing, CpuListError, LockTimeout
 
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class ConfigDir:
         try:
             info = os.lstat(self.path)
         except FileNotFoundError:
-            raise ConfigError(
+            raise ConfigMissing(
                 f"configuration directory {self.path} does not exist (run kcm init)"
             ) from None
         except OSError as error:
@@ -194,8 +194,8 @@ class ConfigDir:
                 continue
             raise ConfigError(f"unexpected {kind} {self._join(name)} in configuration directory")
         if "pools" not in entries:
-            raise ConfigError(f"{self.path} is not a kcm configuration directory (no pools/; "
-                              "run kcm init)")
+            raise ConfigMissing(f"{self.path} is not a kcm configuration directory (no pools/; "
+                                "run kcm init)")
         pools_dir = self._join("pools")
         pools = {}
         for name, kind in sorted(_entries(pools_dir).items()):

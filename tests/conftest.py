@@ -18,8 +18,10 @@ class Kcm:
     def __init__(self, env: dict[str, str]):
         self.env = env
 
-    def run(self, *args: str, check: bool = False, timeout: float = 60, **kwargs):
-        result = subprocess.run([KCM, *args], env=self.env, capture_output=True, text=True,
+    def run(self, *args: str, check: bool = False, timeout: float = 60,
+            env_overrides: dict[str, str] | None = None, **kwargs):
+        env = {**self.env, **(env_overrides or {})}
+        result = subprocess.run([KCM, *args], env=env, capture_output=True, text=True,
                                 timeout=timeout, **kwargs)
         if check and result.returncode != 0:
             raise AssertionError(f"kcm {' '.join(args)} failed ({result.returncode}): "

@@ -31,14 +31,14 @@ def publish(client, node: str, report: dict) -> None:
     client.patch(NODE_REPORT, node, {"status": summary(report)}, status=True)
 
 
-def read_config(conf: ConfigDir) -> tuple[Config | None, str | None]:
+def read_config(conf: ConfigDir) -> tuple[Config | None, KcmError | None]:
     """The directory as a report sees it: (config, None), or (None, why it failed);
     overlapping CPU lists are left to the report's checks."""
     try:
         with conf.locked(shared=True):
             return conf.load(check_overlap=False), None
     except KcmError as failure:
-        return None, str(failure)
+        return None, failure
 
 
 def host_processes(root: str) -> Processes:
@@ -48,7 +48,7 @@ def host_processes(root: str) -> Processes:
 
 def make_report(conf: ConfigDir, root: str) -> dict:
     config, error = read_config(conf)
-    return build_report(read_node_topology(), config, error, host_processes(root))
+    return build_report(read_node_topology(), config, error and str(error), host_processes(root))
 
 
 def run(args) -> int:

@@ -106,3 +106,31 @@ def test_cluster_checks(k8s_kcm, api, tmp_path):
     assert checks["extendedResources"]["ok"] and checks["nodeReport"]["ok"]
     code, checks = doctor(k8s_kcm, conf, install, "--node-name=ghost")
     assert code == 1 and checks["cluster"]["detail"] == "node ghost not found in the cluster"
+
+
+def test_advice_fits_the_failure_and_never_destroys_live_records(kcm, tmp_path):
+    """A busy lock used to get "move the directory aside and re-run init", which would
+    drop the records of running workloads."""
+    import fcntl
+    import os
+
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    (conf / "pools/dataplane/1/tasks").write_text(str(os.getpid()))
+    install = installed(tmp_path)
+    with open(conf / "lock", "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        busy = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}",
+                       "--output=json", env_overrides={"KCM_LOCK_TIMEOUT": "0.2"})
+    checks = {c["name"]: c for c in json.loads(busy.stdout)["checks"]}
+    fix = checks["configDirectory"]["fix"]
+    assert fix.startswith(f"another kcm process holds {conf}/lock") and "init" not in fix
+    assert not checks["deadTasks"]["ran"] and not checks["isolcpus"]["ran"]
+    assert not checks["isolcpus"]["ok"] and checks["isolcpus"]["fix"] == ""
+    (conf / "pools/dataplane/1/tasks").write_text("x")
+    broken = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}", "--output=json")
+    fix = {c["name"]: c for c in json.loads(broken.stdout)["checks"]}["configDirectory"]["fix"]
+    assert "keep every tasks file" in fix and "init" not in fix.split("(")[0]
+    missing = kcm.run("doctor", f"--conf-dir={tmp_path / 'none'}", f"--install-dir={install}",
+                      "--output=json")
+    fix = {c["name"]: c for c in json.loads(missing.stdout)["checks"]}["configDirectory"]["fix"]
+    assert fix == f"kcm init --conf-dir={tmp_path / 'none'}"

@@ -5,7 +5,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 
 import jsonschema
@@ -75,8 +74,14 @@ def test_a_broken_directory_is_reported(kcm, tmp_path):
     conf = make_conf(tmp_path / "kcm", {"infra": (False, ["0"])})
     (conf / "pools/infra/0/tasks").write_text("x")
     report = json.loads(kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout)
-    assert not checks_of(report)["configDirectory"]["ok"]
+    checks = checks_of(report)
+    assert not checks["configDirectory"]["ok"] and checks["configDirectory"]["ran"]
     assert report["pools"] == {}
+    # What could not run says so; it is never reported as ok.
+    skipped = [c for c in report["checks"] if not c["ran"]]
+    assert {c["name"] for c in skipped} == {"disjointCpuLists", "exclusiveOnIsolated",
+                                            "cpusOnline", "cpusInPools", "deadTasks", "affinity"}
+    assert all(not c["ok"] and c["errors"][0].startswith("not run:") for c in skipped)
 
 
 def test_crd_is_valid_and_reports_match_its_schema(d1541_conf):
@@ -145,10 +150,57 @@ def test_interval_metrics_and_sigterm(d1541_conf):
         assert 'kcm_pool_cpu_lists_in_use{pool="dataplane"} 0.0' in text
         assert "kcm_lock_wait_seconds_count" in text
         assert 'kcm_check_failures{check="deadTasks"} 0.0' in text
-        time.sleep(0.3)
+
+        def passes() -> float:
+            lines = (scrape() or "").splitlines()
+            return max([float(line.split()[1]) for line in lines
+                        if line.startswith("kcm_lock_wait_seconds_count ")] or [0.0])
+
+        wait_for(lambda: passes() >= 2)  # two passes, so two report lines
     finally:
         proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert len(out.splitlines()) >= 2
     assert all(json.loads(line)["topology"]["cores"] == 8 for line in out.splitlines())
+
+
+def test_metrics_clients_that_hang_up_do_not_kill_node_report(d1541_conf):
+    """Before the fix SIGPIPE killed node-report in 4 of 4 runs."""
+    from tests.k8s.test_webhook import hang_up_after_sending
+
+    kcm, conf = d1541_conf
+    port = free_port()
+    proc = kcm.popen("node-report", f"--conf-dir={conf}", "--interval=60",
+                     f"--metrics-port={port}", "--metrics-address=127.0.0.1",
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def scrape() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    return b"kcm_pool_cpu_lists{" in r.read()
+            except OSError:
+                return False
+
+        wait_for(scrape)
+        for _ in range(40):
+            hang_up_after_sending(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 20, None)
+        assert scrape() and proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "no-such-host.invalid", "999.1.1.1"])
+def test_metrics_port_in_use_or_bad_address_is_one_line(d1541_conf, address):
+    kcm, conf = d1541_conf
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = kcm.run("node-report", f"--conf-dir={conf}", "--interval=60",
+                         f"--metrics-port={port}", f"--metrics-address={address}")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"kcm: cannot listen on {address}:{port}: ")
+    assert result.stderr.count("\n") == 1
