@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from tests.integration.workloads import alive, make_conf, tasks_of
+from tests.integration.workloads import (
+    alive,
+    kill_workloads,
+    make_conf,
+    recorded_workloads,
+    start_time,
+    tasks_of,
+)
 from tests.machines import xeon_d1541
 
 SEED = 20261129
@@ -32,6 +39,7 @@ def test_kill_9_of_isolate_and_reconcile_at_random_moments(kcm, tmp_path):
     conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["10", "11"]),
                                         "infra": (False, ["0-1"])})
     survivors = []
+    workloads: set[tuple[int, int]] = set()
     for round_ in range(150):
         command = rng.choice(["isolate-exclusive", "isolate-shared", "reconcile"])
         if command == "reconcile":
@@ -45,12 +53,12 @@ def test_kill_9_of_isolate_and_reconcile_at_random_moments(kcm, tmp_path):
         proc.kill()
         proc.wait()
         survivors.append(proc.pid)
+        workloads.update(recorded_workloads(conf))
         if round_ % 10 == 0:
             check_invariants(kcm, conf)
     check_invariants(kcm, conf)
     # Workloads of killed isolates that still run keep their lists; kill them all.
-    subprocess.run(["pkill", "-KILL", "-f", "^sleep 5$"], check=False)
-    time.sleep(0.2)
+    kill_workloads(sorted(workloads | set(recorded_workloads(conf))))
     report = json.loads(kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout)
     assert all(not pids for pids in tasks_of(conf).values()), tasks_of(conf)
     assert all(entry["pid"] in survivors for entry in report["reclaimedCpuLists"])
@@ -98,13 +106,13 @@ def test_a_killed_isolate_never_loses_a_running_workload(kcm, tmp_path, seed):
         time.sleep(rng.uniform(0.02, 0.2))
         proc.kill()
         proc.wait()
+        workloads = recorded_workloads(conf)
         kcm.run("reconcile", f"--conf-dir={conf}", check=True)
-        running = subprocess.run(["pgrep", "-f", "^sleep 30$"], capture_output=True,
-                                 text=True).stdout.split()
+        running = [(pid, started) for pid, started in workloads
+                   if start_time(pid) == started and alive(pid)]
         holders = tasks_of(conf)["dataplane/0"]
         if running:
             assert holders == [proc.pid], "a running workload lost its CPU list"
-            subprocess.run(["pkill", "-KILL", "-f", "^sleep 30$"], check=False)
-            time.sleep(0.1)
+            kill_workloads(running)
             kcm.run("reconcile", f"--conf-dir={conf}", check=True)
         assert tasks_of(conf)["dataplane/0"] == []

@@ -19,7 +19,9 @@ from kcm.webhook import BadReview, review_response
 from tests.machines import build_sysfs, xeon_d1541
 
 EXAMPLES = int(os.environ.get("KCM_FUZZ_EXAMPLES", "200"))
+# A fixed seed in CI (the same examples every run); a long run explores afresh.
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+                derandomize="KCM_FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CPU_TEXT = st.text(alphabet="0123456789-,: \nabx", max_size=40) | st.text(max_size=20)
 
@@ -88,7 +90,9 @@ NAMES = st.one_of(st.sampled_from(["pools", "lock", "tasks", "task-info", "exclu
                                    "0-1", "3-1", ".kcm-tmp-x", "dataplane", "a b", "x,,y"]),
                   st.text(alphabet="abc019-,._", min_size=1, max_size=8))
 CONTENT = st.one_of(st.sampled_from([b"", b"1", b"0", b"12,13", b"x", b"1,1", b"-5",
-                                     b"1 2 - -\n", b"1 2 3\n"]), st.binary(max_size=40))
+                                     b"1 2 - -\n", b"1 2 3\n", b"9" * 5000,
+                                     b"1 " + b"9" * 5000 + b" - -\n", b"1 1 - -\n1 2 - -\n",
+                                     b"0 1 2 3\n"]), st.binary(max_size=40))
 
 
 @FUZZ

@@ -4,9 +4,8 @@ import json
 import os
 import signal
 import subprocess
-import time
 
-from tests.integration.workloads import make_conf, tasks_of, wait_for
+from tests.integration.workloads import make_conf, read_lines, tasks_of, wait_for
 
 
 def dead_pid() -> int:
@@ -63,13 +62,14 @@ def test_interval_runs_until_sigterm_then_exits_0(kcm, tmp_path):
     conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0"])})
     proc = kcm.popen("reconcile", f"--conf-dir={conf}", "--interval=0.05",
                      stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    first = read_lines(proc, 1)
     (conf / "pools/dataplane/0/tasks").write_text(str(dead_pid()))
     wait_for(lambda: tasks_of(conf)["dataplane/0"] == [])
+    more = read_lines(proc, 2)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    lines = [json.loads(line) for line in out.splitlines()]
+    lines = [json.loads(line) for line in [*first, *more, *out.splitlines()]]
     assert len(lines) >= 3
     assert sum(len(line["reclaimedCpuLists"]) for line in lines) == 1
 
@@ -78,11 +78,11 @@ def test_interval_from_the_environment_and_sigint(kcm, tmp_path):
     conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0"])})
     kcm.env["KCM_RECONCILE_SLEEP_TIME"] = "0.05"
     proc = kcm.popen("reconcile", f"--conf-dir={conf}", stdout=subprocess.PIPE, text=True)
-    time.sleep(0.4)
+    lines = read_lines(proc, 2)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    assert len(out.splitlines()) >= 2
+    assert len(lines + out.splitlines()) >= 2
 
 
 def test_bad_interval(kcm, tmp_path):

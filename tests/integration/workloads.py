@@ -77,3 +77,56 @@ def fake_bundle(directory: Path) -> Path:
     launcher.chmod(0o755)
     (directory / "runtime").mkdir()
     return directory
+
+
+def read_lines(proc, count: int, timeout: float = 20.0) -> list[str]:
+    """Read ``count`` lines of a running process's text stdout, with a deadline."""
+    import selectors
+
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while len(lines) < count:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise AssertionError(f"{count} lines not read in time (got {lines})")
+            line = proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"the process ended after {len(lines)} lines")
+            lines.append(line)
+    return lines
+
+
+def recorded_workloads(conf: Path) -> list[tuple[int, int]]:
+    """(PID, start time) of every workload in kcm's records (``task-info``)."""
+    found = []
+    for info in conf.glob("pools/*/*/task-info"):
+        for line in info.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 4 and fields[0] != "0" and fields[2] != "-" and fields[3] != "-":
+                found.append((int(fields[2]), int(fields[3])))
+    return found
+
+
+def start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rpartition(")")[2].split()[19])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def kill_workloads(workloads: list[tuple[int, int]]) -> None:
+    """SIGKILL workloads kcm recorded for this test, by PID, only while the PID is still
+    that process (same start time), and wait until they are gone."""
+    import signal
+
+    for pid, started in workloads:
+        if start_time(pid) == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    wait_for(lambda: not any(start_time(pid) == started and alive(pid)
+                             for pid, started in workloads))
