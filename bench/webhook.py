@@ -1,6 +1,9 @@
 """Webhook latency: hundreds of AdmissionReviews (kcm workload pods, and plain pods
 that get no patch) from parallel keep-alive clients against ``kcm webhook`` over TLS
-on 127.0.0.1; p50 and p99 per review, and reviews per second.
+on 127.0.0.1; p50 and p99 per review, and reviews per second. Then the same with an
+idle flood: 1,000 connections opened first that never send a byte (the server keeps
+at most 256 and evicts the longest idle to make room); the reviews must still be
+answered promptly, and the server's memory (RSS) stays bounded.
 """
 
 import http.client
@@ -30,7 +33,23 @@ def review(n: int) -> bytes:
                                    "operation": "CREATE", "object": pod}}).encode()
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        line = next(line for line in handle if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
 def run(clients: int = 8, per_client: int = 100) -> str:
+    rows = [measure(clients, per_client, idle=0), measure(clients, per_client, idle=1000)]
+    return ("| idle connections | reviews | clients | p50 ms | p99 ms | max ms | reviews/s "
+            "| server RSS MB |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+def measure(clients: int, per_client: int, idle: int) -> str:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     work = Path(tempfile.mkdtemp(prefix="kcm-bench-webhook-"))
     tls = mint(["127.0.0.1", "localhost"])
     for name, text in (("ca.crt", tls.ca), ("tls.crt", tls.cert), ("tls.key", tls.key)):
@@ -51,6 +70,9 @@ def run(clients: int = 8, per_client: int = 100) -> str:
             except OSError:
                 time.sleep(0.1)
 
+        flood = [socket.create_connection(("127.0.0.1", port), timeout=10)
+                 for _ in range(idle)]
+
         def client(worker: int) -> list[float]:
             connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
             latencies = []
@@ -69,13 +91,16 @@ def run(clients: int = 8, per_client: int = 100) -> str:
         with ThreadPoolExecutor(clients) as pool:
             latencies = sorted(x for batch in pool.map(client, range(clients)) for x in batch)
         elapsed = time.perf_counter() - started
+        rss = rss_mb(proc.pid)
+        for sock in flood:
+            sock.close()
     finally:
         proc.terminate()
         proc.wait(10)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    return ("| reviews | clients | p50 ms | p99 ms | reviews/s |\n|---|---|---|---|---|\n"
-            f"| {len(latencies)} | {clients} | {statistics.median(latencies) * 1000:.2f} | "
-            f"{p99 * 1000:.2f} | {len(latencies) / elapsed:.0f} |")
+    return (f"| {idle} | {len(latencies)} | {clients} | "
+            f"{statistics.median(latencies) * 1000:.2f} | {p99 * 1000:.2f} | "
+            f"{latencies[-1] * 1000:.2f} | {len(latencies) / elapsed:.0f} | {rss:.0f} |")
 
 
 if __name__ == "__main__":

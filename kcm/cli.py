@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("describe", "show pools, CPU lists and tasks"),
     "reconcile": ("reconcile", "free CPU lists held by dead processes"),
     "isolate": ("isolate", "run a command pinned to CPUs taken from a pool"),
+    "enforce": ("enforce", "keep other containers and interrupts off held exclusive CPUs"),
     "install": ("install", "put a self-contained kcm binary on the host"),
     "node-report": ("node_report", "report the node's topology, pools and checks"),
     "cluster-init": ("cluster_init", "set up kcm on cluster nodes in one command"),
@@ -173,6 +174,19 @@ def build_parser():
     reconcile.add_argument("--interval", type=_seconds, metavar="SECONDS",
                            help="repeat every SECONDS until SIGTERM "
                                 "(default $KCM_RECONCILE_SLEEP_TIME, else run once)")
+
+    enforce = parsers["enforce"]
+    _conf_dir(enforce)
+    enforce.add_argument("--cgroup-root", metavar="DIR",
+                         help="the cgroup directory whose leaf cgroups are the containers "
+                              "(default: the kubelet's kubepods.slice or kubepods under the "
+                              "cpuset hierarchy, found in /proc/self/mountinfo)")
+    enforce.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                         help="repeat every SECONDS until SIGTERM, and at once when a CPU "
+                              "list is taken or given back (default: run once)")
+    enforce.add_argument("--steer-irqs", action="store_true",
+                         help="also move interrupts off held exclusive CPUs, and back on "
+                              "release (default: leave interrupts alone)")
 
     discover = parsers["discover"]
     _conf_dir(discover)

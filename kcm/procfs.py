@@ -115,7 +115,7 @@ def task_alive(root: str, task: Task) -> bool:
     return is_running(root, task.pid, task.start) or is_running(root, task.child, task.child_start)
 
 
-def allowed_cpus(root: str, pid: int) -> str | None:
+def allowed_cpus(root: str, pid: int | str) -> str | None:
     """``Cpus_allowed_list`` of a process, or None when it is gone."""
     try:
         with open(f"{root}/{pid}/status", encoding="ascii", errors="replace") as handle:
@@ -125,3 +125,34 @@ def allowed_cpus(root: str, pid: int) -> str | None:
     except OSError:
         return None
     return None
+
+
+def user_threads(root: str) -> tuple[list[tuple[int, int, frozenset[int]]], dict[int, int]]:
+    """Every thread of every user process (kernel threads left out) with the CPUs it may
+    run on, and each process's parent: (threads as (PID, TID, CPUs), PID -> PPID)."""
+    from kcm.cpuset import parse_cpulist
+    from kcm.errors import CpuListError
+
+    threads, parents = [], {}
+    for name in os.listdir(root):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        head = _read_text(f"{root}/{pid}/stat")
+        fields = head.rpartition(")")[2].split()
+        if len(fields) < 7 or fields[1] == "2" or pid == 2:  # kthreadd's children: kernel
+            continue
+        parents[pid] = int(fields[1])
+        try:
+            tids = os.listdir(f"{root}/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            allowed = allowed_cpus(root, f"{pid}/task/{tid}")
+            if allowed is None:
+                continue
+            try:
+                threads.append((pid, int(tid), parse_cpulist(allowed)))
+            except (CpuListError, ValueError):
+                continue
+    return threads, parents

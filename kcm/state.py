@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 TMP_PREFIX = ".kcm-tmp-"
+IRQ_RECORD = "irqs"
+"""kcm's record of the IRQ affinities it changed (``kcm enforce --steer-irqs``): one line
+per IRQ, "IRQ CPULIST" with the affinity found before kcm moved it."""
 _POOL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _MAX_FILE = 1 << 20
 
@@ -190,7 +193,8 @@ class ConfigDir:
         self._check_root()
         entries = _entries(self.path)
         for name, kind in entries.items():
-            if (name == "lock" and kind == "file") or (name == "pools" and kind == "dir"):
+            if (name in ("lock", IRQ_RECORD) and kind == "file") or (
+                    name == "pools" and kind == "dir"):
                 continue
             raise ConfigError(f"unexpected {kind} {self._join(name)} in configuration directory")
         if "pools" not in entries:
@@ -223,6 +227,33 @@ class ConfigDir:
                 raise ConfigError(f"bad CPU list directory {path}: {error}") from None
             lists.append(_load_cpu_list(path, name, cpus))
         return lists
+
+    def load_irq_record(self) -> dict[str, CpuSet]:
+        """The IRQ affinities kcm changed, as they were before (call under the lock)."""
+        path = self._join(IRQ_RECORD)
+        if not os.path.lexists(path):
+            return {}
+        record = {}
+        for number, line in enumerate(_read_text(path).splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                if len(fields) != 2 or not (fields[0].isdigit() or fields[0] == "default"):
+                    raise CpuListError("expected IRQ and CPU list")
+                record[fields[0]] = parse_cpulist(fields[1])
+            except CpuListError as error:
+                raise ConfigError(f"{path}:{number}: {error}") from None
+        return record
+
+    def save_irq_record(self, record: dict[str, CpuSet]) -> None:
+        """Replace the IRQ record (call under the lock); no file when it is empty."""
+        path = self._join(IRQ_RECORD)
+        if record:
+            _atomic_write(path, "".join(f"{irq} {format_cpulist(cpus)}\n"
+                                        for irq, cpus in sorted(record.items())))
+        elif os.path.lexists(path):
+            _unlink_quietly(path)
 
     # -- writing -----------------------------------------------------------------
 

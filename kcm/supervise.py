@@ -161,10 +161,9 @@ def _child(executable: str, argv: list[str], proc_root: str,
     env = dict(os.environ)
     env.update(item.split("=", 1) for item in env_items if item)
     if pin == "1":
-        try:
-            os.sched_setaffinity(0, cpus)
-        except OSError as error:
-            os.write(error_w, f"1 cannot pin to CPUs {cpu_text}: {error.strerror}".encode())
+        problem = _pin(cpus)
+        if problem:
+            os.write(error_w, f"1 cannot pin to CPUs {cpu_text}: {problem}".encode())
             os._exit(1)
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
@@ -179,6 +178,35 @@ def _child(executable: str, argv: list[str], proc_root: str,
         code = 127 if error.errno == 2 else 126
         os.write(error_w, f"{code} cannot run {argv[0]}: {error.strerror}".encode())
         os._exit(code)
+
+
+PIN_WAIT = 5.0
+"""How long a workload waits for its container's cpuset to admit its CPUs."""
+
+
+def _pin(cpus: CpuSet) -> str | None:  # pragma: no cover - runs in the child
+    """Pin this process to exactly ``cpus``; None on success, else why not.
+
+    The kernel only grants CPUs inside the process's cgroup cpuset (EINVAL, or silently
+    fewer CPUs). A container that ``kcm enforce`` confined before this grant gets the
+    granted CPUs back within milliseconds of the record being written (it watches the
+    directory), so the pin is retried for up to PIN_WAIT seconds before it fails."""
+    deadline = None
+    while True:
+        try:
+            os.sched_setaffinity(0, cpus)
+            if os.sched_getaffinity(0) == cpus:
+                return None
+        except OSError as error:
+            if error.errno != 22:  # EINVAL: outside the cpuset
+                return str(error.strerror)
+        import time
+
+        deadline = deadline or time.monotonic() + PIN_WAIT
+        if time.monotonic() > deadline:
+            return ("they are outside this process's cgroup cpuset (kcm enforce gives a "
+                    "container the CPUs it is granted; is it running?)")
+        time.sleep(0.005)
 
 
 def assigned_env(cpus: CpuSet, pool: str) -> dict[str, str]:
