@@ -165,7 +165,7 @@ def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
 
 def _write(path: str, text: str) -> str | None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
     except FileNotFoundError:
         return "vanished"
     except OSError as error:

@@ -10,6 +10,10 @@ import os
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.errors import CpuListError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kcm.state import ConfigDir
+
 DEFAULT = "default"
 """The key of ``default_smp_affinity`` among the IRQ numbers."""
 
@@ -48,7 +52,7 @@ def write_affinity(proc_root: str, irq: str, cpus: CpuSet) -> str | None:
         path = os.path.join(proc_root, "irq", irq, "smp_affinity_list")
         text = format_cpulist(cpus)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
     except OSError as error:
         return f"cannot open {path}: {error.strerror}"
     try:
@@ -58,6 +62,17 @@ def write_affinity(proc_root: str, irq: str, cpus: CpuSet) -> str | None:
         return f"cannot write {text} to {path}: {error.strerror}"
     finally:
         os.close(fd)
+
+
+def restore_recorded(conf: ConfigDir, proc_root: str) -> list[str]:
+    """Give every IRQ kcm moved its recorded affinity back, and forget the record
+    (``kcm uninstall``); what was restored."""
+    with conf.locked():
+        record = conf.load_irq_record()
+        restored = [irq for irq, cpus in sorted(record.items())
+                    if write_affinity(proc_root, irq, cpus) is None]
+        conf.save_irq_record({})
+    return [f"IRQ {irq} affinity" for irq in restored]
 
 
 def parse_mask(text: str) -> CpuSet:

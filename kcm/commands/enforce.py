@@ -102,16 +102,6 @@ class Enforcer:
         return in_containers, len(found) - len(in_containers)
 
 
-def restore_irqs(conf: ConfigDir, proc_root: str) -> list[str]:
-    """Give every IRQ kcm moved its recorded affinity back (``kcm uninstall``)."""
-    with conf.locked():
-        record = conf.load_irq_record()
-        restored = [irq for irq, cpus in sorted(record.items())
-                    if irqs.write_affinity(proc_root, irq, cpus) is None]
-        conf.save_irq_record({})
-    return [f"IRQ {irq} affinity" for irq in restored]
-
-
 def make_enforcer(args) -> Enforcer:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
     proc_root = host_proc_root()

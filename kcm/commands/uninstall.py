@@ -83,6 +83,10 @@ def run(args) -> int:
         log.warning("no node name (--node-name or NODE_NAME): the node's Kubernetes objects "
                     "are left alone")
     removed += remove_bundle(args.install_dir)
+    if os.path.isdir(os.path.join(conf.path, "pools")):
+        from kcm.irqs import restore_recorded
+
+        removed += restore_recorded(conf, host_proc_root())
     if conf.destroy():
         removed.append(conf.path)
     print(json.dumps({"removed": removed}, indent=2))

@@ -4,6 +4,7 @@ exclusive CPU and get it back on release; the workload itself is never refused."
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,89 @@ def test_a_root_outside_the_cpuset_hierarchy_is_refused(kcm, conf, tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith(f"kcm: --cgroup-root {tmp_path} is not a directory of "
                                     "the cpuset hierarchy")
+
+
+def fake_procfs(tmp_path, affinities: dict[str, str], default: str):
+    """The host's procfs through links, with an ``irq`` directory of our own."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    for name in os.listdir("/proc"):
+        if name != "irq":
+            (proc / name).symlink_to(f"/proc/{name}")
+    for irq, cpus in affinities.items():
+        (proc / "irq" / irq).mkdir(parents=True)
+        (proc / "irq" / irq / "smp_affinity_list").write_text(cpus + "\n")
+    (proc / "irq" / "default_smp_affinity").write_text(default + "\n")
+    return proc
+
+
+def irq_state(proc) -> dict[str, str]:
+    state = {p.parent.name: p.read_text().strip() for p in proc.glob("irq/*/smp_affinity_list")}
+    state["default"] = (proc / "irq/default_smp_affinity").read_text().strip()
+    return state
+
+
+def test_irqs_leave_held_cpus_and_come_back_on_release(kcm, conf, tree, tmp_path):
+    holder = isolate_in(tree, kcm, conf, "ctr-a")
+    workload_pid(conf)
+    proc = fake_procfs(tmp_path, {"24": "0-1", "25": "1", "26": "0"}, default="3")
+    env = {"KCM_PROC_FS": str(proc)}
+    result = kcm.run("enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}",
+                     "--steer-irqs", env_overrides=env, check=True)
+    report = json.loads(result.stdout)["irqs"]
+    # CPU 1 is held: every IRQ leaves it; IRQ 25 had nothing else and goes to the shared
+    # CPU (never left without a CPU); new IRQs (the default mask) avoid it too.
+    assert irq_state(proc) == {"24": "0", "25": "0", "26": "0", "default": "1"}
+    assert report["steered"] == ["24", "25", "default"] and report["unmovable"] == []
+    assert (conf / "irqs").read_text() == "24 0-1\n25 1\ndefault 0-1\n"
+    holder.terminate()
+    holder.wait(10)
+    kcm.run("enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}", "--steer-irqs",
+            env_overrides=env, check=True)
+    assert irq_state(proc) == {"24": "0-1", "25": "1", "26": "0", "default": "3"}
+    assert not (conf / "irqs").exists()
+
+
+def test_uninstall_gives_steered_irqs_back(kcm, conf, tree, tmp_path):
+    holder = isolate_in(tree, kcm, conf, "ctr-a")
+    workload_pid(conf)
+    proc = fake_procfs(tmp_path, {"24": "0-1"}, default="3")
+    env = {"KCM_PROC_FS": str(proc)}
+    kcm.run("enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}", "--steer-irqs",
+            env_overrides=env, check=True)
+    assert irq_state(proc)["24"] == "0"
+    result = kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={tmp_path / 'bin'}",
+                     "--force", env_overrides=env, check=True)
+    assert "IRQ 24 affinity" in json.loads(result.stdout)["removed"]
+    assert irq_state(proc) == {"24": "0-1", "default": "3"}
+    holder.terminate()
+    holder.wait(10)
+
+
+def test_real_interrupts_are_steered_and_restored(kcm, conf, tree):
+    """The machine's own /proc/irq: what can move leaves the held CPU, what cannot is
+    reported; everything is put back as it was."""
+    saved = {path: path.read_text() for path in
+             [*Path("/proc/irq").glob("*/smp_affinity_list"),
+              Path("/proc/irq/default_smp_affinity")]}
+    holder = isolate_in(tree, kcm, conf, "ctr-a")
+    try:
+        workload_pid(conf)
+        report = enforce(kcm, conf, tree, "--steer-irqs")["irqs"]
+        unmovable = {entry["irq"] for entry in report["unmovable"]}
+        for irq_dir in Path("/proc/irq").glob("[0-9]*"):
+            cpus = (irq_dir / "smp_affinity_list").read_text().strip()
+            assert irq_dir.name in unmovable or "1" not in cpus.replace("-", ",").split(","), \
+                (irq_dir.name, cpus)
+        holder.terminate()
+        holder.wait(10)
+        enforce(kcm, conf, tree, "--steer-irqs")
+        for path, text in saved.items():
+            if path.parent.name not in unmovable:
+                assert path.read_text() == text, path
+    finally:
+        for path, text in saved.items():
+            try:
+                path.write_text(text)
+            except OSError:
+                pass
