@@ -25,16 +25,20 @@ def v1_available() -> str | None:
 
 
 class Tree:
-    def __init__(self, hierarchy: Path):
+    def __init__(self, hierarchy: Path, version: int = 1):
         self.hierarchy = hierarchy
+        self.version = version
         self.base = hierarchy / f"kcm-test-{uuid.uuid4().hex[:8]}"
         self.root = self.base / "kubepods"
         self.containers = {name: self.root / "pod1" / name for name in ("ctr-a", "ctr-b")}
         self.procs: list[subprocess.Popen] = []
         for directory in (self.base, self.root, self.root / "pod1", *self.containers.values()):
             directory.mkdir()
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                (directory / name).write_text((directory.parent / name).read_text())
+            if version == 1:
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    (directory / name).write_text((directory.parent / name).read_text())
+            elif directory not in self.containers.values():
+                (directory / "cgroup.subtree_control").write_text("+cpuset")
 
     def start(self, container: str, argv: list[str], **kwargs) -> subprocess.Popen:
         """Start ``argv`` inside a container cgroup (it moves itself there, then execs)."""
@@ -45,7 +49,8 @@ class Tree:
         return proc
 
     def cpus(self, container: str) -> str:
-        return (self.containers[container] / "cpuset.cpus").read_text().strip()
+        name = "cpuset.effective_cpus" if self.version == 1 else "cpuset.cpus.effective"
+        return (self.containers[container] / name).read_text().strip()
 
     def cleanup(self) -> None:
         for proc in self.procs:
@@ -66,3 +71,56 @@ class Tree:
                     break
                 except OSError:
                     time.sleep(0.05)  # a process that just exited is still leaving
+
+
+UNIFIED = Path("/sys/fs/cgroup/unified")
+
+
+def v2_available() -> str | None:
+    """None when the v1 cpuset hierarchy can be handed to cgroup v2 here, else why not."""
+    reason = v1_available()
+    if reason:
+        return reason
+    if not (UNIFIED / "cgroup.controllers").exists():
+        return "no cgroup v2 hierarchy at /sys/fs/cgroup/unified"
+    if any(p.is_dir() for p in V1_CPUSET.iterdir()):
+        return "the v1 cpuset hierarchy has child cgroups: it cannot be unmounted"
+    return None
+
+
+class CpusetOnV2:
+    """Moves the cpuset controller from v1 to the v2 hierarchy, and back: unmount v1's
+    cpuset, enable +cpuset at the v2 root; to restore, -cpuset, then mount v1 again
+    (which fails with EBUSY for a few seconds after the v2 cgroups are gone: retried)."""
+
+    def __enter__(self) -> Path:
+        unmounted = subprocess.run(["umount", str(V1_CPUSET)], capture_output=True, text=True)
+        if unmounted.returncode != 0:
+            import pytest
+
+            pytest.skip("cannot move cpuset to cgroup v2 here: umount of the v1 hierarchy "
+                        f"failed ({unmounted.stderr.strip()})")
+        deadline = time.monotonic() + 10
+        while "cpuset" not in (UNIFIED / "cgroup.controllers").read_text().split():
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("cpuset did not appear in cgroup v2")
+            time.sleep(0.05)
+        (UNIFIED / "cgroup.subtree_control").write_text("+cpuset")
+        return UNIFIED
+
+    def __exit__(self, *exc_info) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                (UNIFIED / "cgroup.subtree_control").write_text("-cpuset")
+            except OSError:
+                pass
+            mounted = subprocess.run(["mount", "-t", "cgroup", "-o", "cpuset", "cgroup",
+                                      str(V1_CPUSET)], capture_output=True)
+            if mounted.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if mounted.returncode != 0:
+            raise RuntimeError(f"could not mount the v1 cpuset hierarchy back: "
+                               f"{mounted.stderr.decode().strip()}")

@@ -1,0 +1,48 @@
+"""``kcm enforce`` on a real cgroup v2 cpuset hierarchy (the default on current
+distributions). The machine's cpuset controller is moved to v2 for this module and
+back to v1 afterwards, also when a test fails."""
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import KCM
+from tests.enforce.cgroup_trees import CpusetOnV2, Tree, v2_available
+from tests.integration.workloads import make_conf, recorded_workloads, wait_for
+
+pytestmark = pytest.mark.skipif(v2_available() is not None, reason=str(v2_available()))
+
+
+@pytest.fixture(scope="module")
+def v2_hierarchy():
+    with CpusetOnV2() as hierarchy:
+        yield hierarchy
+
+
+@pytest.fixture
+def tree(v2_hierarchy):
+    tree = Tree(v2_hierarchy, version=2)
+    yield tree
+    tree.cleanup()
+
+
+def test_v2_confines_other_containers_and_gives_back(kcm, tree, tmp_path):
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["1"]), "infra": (False, ["0"])})
+    noisy = tree.start("ctr-b", ["sleep", "60"])
+    holder = tree.start("ctr-a", [KCM, "isolate", f"--conf-dir={conf}", "--pool=dataplane",
+                                  "sleep", "60"], env=kcm.env)
+    (workload, _), = wait_for(lambda: recorded_workloads(conf))
+
+    def enforce() -> dict:
+        return json.loads(kcm.run("enforce", f"--conf-dir={conf}",
+                                  f"--cgroup-root={tree.root}", check=True).stdout)
+
+    report = enforce()
+    assert report["cgroupVersion"] == 2 and report["held"] == "1"
+    assert tree.cpus("ctr-b") == "0" and os.sched_getaffinity(noisy.pid) == {0}
+    assert tree.cpus("ctr-a") == "0-1" and os.sched_getaffinity(workload) == {1}
+    holder.terminate()
+    holder.wait(10)
+    enforce()
+    assert tree.cpus("ctr-b") == "0-1" and os.sched_getaffinity(noisy.pid) == {0, 1}
