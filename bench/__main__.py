@@ -5,7 +5,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench import allocation, isolate, lockwait, memory, reconcile, throughput, webhook
+from bench import (
+    allocation,
+    isolate,
+    isolation,
+    lockwait,
+    memory,
+    reconcile,
+    throughput,
+    webhook,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -26,6 +35,7 @@ seed of 200 examples, 150 for the command-line fuzzer).
 
 def main() -> int:
     sections = {
+        "isolation (kcm enforce)": (isolation.__doc__, isolation.run),
         "isolate start-up overhead": (isolate.__doc__, isolate.run),
         "allocation throughput": (throughput.__doc__, throughput.run),
         "lock waits under a burst": (lockwait.__doc__, lockwait.run),
