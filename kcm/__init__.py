@@ -1,3 +1,3 @@
 """kcm: a CPU manager for Kubernetes nodes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

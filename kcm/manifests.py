@@ -178,6 +178,11 @@ def _meta(name: str, settings: Settings | None, component: str) -> dict:
     return meta
 
 
+HOST_CGROUP = "/sys/fs/cgroup"
+ENFORCE_PROC = "/host/proc-rw"
+"""The host's /proc again, writable, for the enforce container alone (``/proc/irq``)."""
+
+
 def _host_volumes(settings: Settings, install: bool = False) -> list[dict]:
     volumes = [
         {"name": "kcm-conf", "hostPath": {"path": settings.conf_dir, "type": "DirectoryOrCreate"}},
@@ -236,6 +241,24 @@ def _container(settings: Settings, name: str, args: list[str], *, conf_writable:
     }
     if ports:
         container["ports"] = ports
+    return container
+
+
+def _enforce_container(settings: Settings) -> dict:
+    """``kcm enforce --interval``: the only container that writes the host's cgroup
+    cpusets (and, with --steer-irqs added, /proc/irq), so the only one with those mounts
+    writable; still not privileged, no capabilities (root owns those files)."""
+    container = _container(settings, "enforce",
+                           ["enforce", f"--conf-dir={settings.conf_dir}",
+                            f"--interval={_number(settings.reconcile_interval)}"],
+                           conf_writable=True)
+    container["env"] = [{"name": "KCM_CONF_DIR", "value": settings.conf_dir},
+                        {"name": "KCM_PROC_FS", "value": ENFORCE_PROC}]
+    container["volumeMounts"] = [
+        {"name": "kcm-conf", "mountPath": settings.conf_dir},
+        {"name": "host-proc", "mountPath": ENFORCE_PROC},
+        {"name": "host-cgroup", "mountPath": HOST_CGROUP},
+    ]
     return container
 
 
@@ -317,6 +340,7 @@ def node_daemonset(settings: Settings) -> dict:
         _container(settings, "reconcile",
                    ["reconcile", f"--conf-dir={settings.conf_dir}",
                     f"--interval={_number(settings.reconcile_interval)}"], conf_writable=True),
+        _enforce_container(settings),
         _container(settings, "node-report",
                    ["node-report", f"--conf-dir={settings.conf_dir}", "--publish",
                     f"--interval={_number(settings.report_interval)}",
@@ -325,6 +349,9 @@ def node_daemonset(settings: Settings) -> dict:
                    ports=[{"name": "metrics", "containerPort": METRICS_PORT}]),
     ]
     selector = {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": "node-agent"}
+    spec = _pod_spec(settings, containers, init_containers, install=True)
+    spec["volumes"].append({"name": "host-cgroup",
+                            "hostPath": {"path": HOST_CGROUP, "type": "Directory"}})
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": _meta(NODE_AGENT, settings, "node-agent"),
@@ -333,7 +360,7 @@ def node_daemonset(settings: Settings) -> dict:
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "template": {
                 "metadata": {"labels": _labels("node-agent")},
-                "spec": _pod_spec(settings, containers, init_containers, install=True),
+                "spec": spec,
             },
         },
     }

@@ -187,16 +187,15 @@ PIN_WAIT = 5.0
 def _pin(cpus: CpuSet) -> str | None:  # pragma: no cover - runs in the child
     """Pin this process to exactly ``cpus``; None on success, else why not.
 
-    The kernel only grants CPUs inside the process's cgroup cpuset (EINVAL, or silently
-    fewer CPUs). A container that ``kcm enforce`` confined before this grant gets the
-    granted CPUs back within milliseconds of the record being written (it watches the
-    directory), so the pin is retried for up to PIN_WAIT seconds before it fails."""
+    The kernel refuses (EINVAL) CPUs that are all outside the process's cgroup cpuset. A
+    container that ``kcm enforce`` confined before this grant gets the granted CPUs back
+    within milliseconds of the record being written (it watches the directory), so the
+    pin is retried for up to PIN_WAIT seconds before it fails."""
     deadline = None
     while True:
         try:
             os.sched_setaffinity(0, cpus)
-            if os.sched_getaffinity(0) == cpus:
-                return None
+            return None
         except OSError as error:
             if error.errno != 22:  # EINVAL: outside the cpuset
                 return str(error.strerror)

@@ -78,19 +78,22 @@ def test_the_daemonset_runs_the_steps_with_minimal_host_access(kcm):
     daemonset = next(o for o in render(kcm) if o["kind"] == "DaemonSet")
     spec = pod_spec(daemonset)
     assert [c["name"] for c in spec["initContainers"]] == ["init", "install", "discover"]
-    assert [c["name"] for c in spec["containers"]] == ["reconcile", "node-report"]
+    assert [c["name"] for c in spec["containers"]] == ["reconcile", "enforce", "node-report"]
     assert spec["tolerations"] == [{"key": "kcm.dev/node", "operator": "Equal", "value": "true",
                                     "effect": "NoSchedule"}]
     assert spec["nodeSelector"] == {"kcm.dev/enabled": "true"}
     writable = {c["name"]: sorted(m["mountPath"] for m in c["volumeMounts"]
                                   if not m.get("readOnly")) for c in containers_of(daemonset)}
+    # Only enforce writes the host's cgroups and /proc (for /proc/irq).
     assert writable == {"init": ["/etc/kcm"], "install": ["/opt/bin"], "discover": [],
-                        "reconcile": ["/etc/kcm"], "node-report": []}
+                        "reconcile": ["/etc/kcm"], "node-report": [],
+                        "enforce": ["/etc/kcm", "/host/proc-rw", "/sys/fs/cgroup"]}
     for container in containers_of(daemonset):
         assert container["command"] == ["kcm"]
-        assert container["args"][0] in ("init", "install", "discover", "reconcile", "node-report")
+        assert container["args"][0] in ("init", "install", "discover", "reconcile", "enforce",
+                                        "node-report")
         proc = next(m for m in container["volumeMounts"] if m["name"] == "host-proc")
-        assert proc["readOnly"] is True
+        assert proc.get("readOnly") is (None if container["name"] == "enforce" else True)
         security = container["securityContext"]
         assert security["privileged"] is False and security["allowPrivilegeEscalation"] is False
         assert security["capabilities"] == {"drop": ["ALL"]}
