@@ -65,6 +65,7 @@ class Facts:
     report_max_age: float = 600.0
     now: float = 0.0
     version: str = ""
+    enforcement: dict | None = None
 
 
 FIXES = {
@@ -95,6 +96,7 @@ def diagnose(facts: Facts) -> list[Finding]:
     ]
     findings.append(_whole_cores(facts))
     findings.append(_isolcpus(facts))
+    findings.append(_enforcement(facts))
     findings.append(_installed(facts))
     findings.append(_kubelet(facts))
     findings += _cluster(facts)
@@ -169,6 +171,27 @@ def _isolcpus(facts: Facts) -> Finding:
                        "re-run kcm init so exclusive pools come from isolated cores")
     return Finding("isolcpus", True,
                    f"exclusive pools on isolated CPUs ({format_cpulist(exclusive)})")
+
+
+def _enforcement(facts: Facts) -> Finding:
+    status = facts.enforcement or {}
+    fix = "run kcm enforce --interval=30 (the enforce container of the kcm-node DaemonSet)"
+    if not status.get("available"):
+        return Finding("enforcement", False, f"not run: {status.get('reason', 'unknown')}",
+                       severity="warning", ran=False)
+    loose = status["containersNotConfined"]
+    if loose or status["violations"]:
+        return Finding("enforcement", False,
+                       f"{len(loose)} containers may run on CPUs another task holds; "
+                       f"{len(status['violations'])} threads in violation", fix)
+    detail = (f"{status['containers']} containers kept off held CPUs "
+              f"({status['held'] or 'none held'}); {len(status['irqsSteered'])} IRQs steered")
+    if status["irqsOnHeldCpus"]:
+        return Finding("enforcement", False, f"{detail}; IRQs still on held CPUs: "
+                       f"{', '.join(status['irqsOnHeldCpus'][:10])}",
+                       "kcm enforce --steer-irqs (managed IRQs cannot move: see node-report)",
+                       "warning")
+    return Finding("enforcement", True, detail)
 
 
 def _installed(facts: Facts) -> Finding:

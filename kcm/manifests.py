@@ -109,6 +109,20 @@ _REPORT_SPEC = {
         },
         "pools": {"type": "object", "additionalProperties": _POOL},
         "checks": {"type": "array", "items": _CHECK},
+        "enforcement": {
+            "type": "object",
+            "properties": {
+                "available": {"type": "boolean"},
+                "reason": _STRING,
+                "held": _STRING,
+                "containers": {"type": "integer"},
+                "containersNotConfined": {"type": "array", "items": _STRING},
+                "irqsSteered": {"type": "array", "items": _STRING},
+                "irqsOnHeldCpus": {"type": "array", "items": _STRING},
+                "violations": {"type": "array", "items": _STRING},
+                "hostThreadsOnHeldCpus": {"type": "integer"},
+            },
+        },
     },
 }
 _REPORT_STATUS = {

@@ -24,6 +24,17 @@ class NodeMetrics:
                           registry=self.registry)
         self.check_failures = Gauge("kcm_check_failures", "Problems found by a node check",
                                     ["check"], registry=self.registry)
+        self.not_confined = Gauge("kcm_enforce_containers_not_confined",
+                                  "Containers that may still run on CPUs another task holds",
+                                  registry=self.registry)
+        self.violations = Gauge("kcm_enforce_violations",
+                                "Threads in containers allowed on another task's exclusive CPUs",
+                                registry=self.registry)
+        self.irqs_steered = Gauge("kcm_irqs_steered", "IRQs kcm moved off held exclusive CPUs",
+                                  registry=self.registry)
+        self.irqs_on_held = Gauge("kcm_irqs_on_held_cpus",
+                                  "IRQs whose affinity still includes held exclusive CPUs",
+                                  registry=self.registry)
         self.lock_wait = Histogram("kcm_lock_wait_seconds",
                                    "Time waited for the configuration directory lock",
                                    registry=self.registry,
@@ -35,6 +46,12 @@ class NodeMetrics:
 
     def update(self, report: dict, lock_wait: float) -> None:
         self.lock_wait.observe(lock_wait)
+        enforcement = report.get("enforcement") or {}
+        if enforcement.get("available"):
+            self.not_confined.set(len(enforcement["containersNotConfined"]))
+            self.violations.set(len(enforcement["violations"]))
+            self.irqs_steered.set(len(enforcement["irqsSteered"]))
+            self.irqs_on_held.set(len(enforcement["irqsOnHeldCpus"]))
         for check in report["checks"]:
             self.check_failures.labels(check["name"]).set(len(check["errors"]))
         for name, pool in report["pools"].items():

@@ -5,7 +5,7 @@ import subprocess
 import time
 
 from kcm import __version__, env
-from kcm.commands.node_report import host_processes, read_config
+from kcm.commands.node_report import enforcement_status, host_processes, read_config
 from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_json, as_text, diagnose, healthy
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
@@ -59,6 +59,7 @@ def run(args) -> int:
         cluster=cluster_facts(args.node_name), node_name=args.node_name or
         env.node_name(None), resource_prefix=args.resource_prefix,
         report_max_age=args.report_max_age, now=time.time(), version=__version__,
+        enforcement=enforcement_status(conf),
     )
     findings = diagnose(facts)
     print(as_json(findings) if args.output == "json" else as_text(findings))

@@ -46,9 +46,22 @@ def host_processes(root: str) -> Processes:
                      allowed_cpus=lambda pid: allowed_cpus(root, pid))
 
 
+def enforcement_status(conf: ConfigDir) -> dict:
+    """What ``kcm enforce`` has achieved on this node, or why it cannot be seen."""
+    from kcm.enforcer import make_enforcer
+
+    try:
+        return {"available": True, **make_enforcer(conf, None, False).observe()}
+    except KcmError as error:
+        return {"available": False, "reason": str(error)}
+
+
 def make_report(conf: ConfigDir, root: str) -> dict:
     config, error = read_config(conf)
-    return build_report(read_node_topology(), config, error and str(error), host_processes(root))
+    report = build_report(read_node_topology(), config, error and str(error),
+                          host_processes(root))
+    report["enforcement"] = enforcement_status(conf)
+    return report
 
 
 def run(args) -> int:

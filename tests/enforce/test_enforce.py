@@ -207,3 +207,32 @@ def test_real_interrupts_are_steered_and_restored(kcm, conf, tree):
                 path.write_text(text)
             except OSError:
                 pass
+
+
+@pytest.mark.skipif((V1_CPUSET / "kubepods").exists(), reason="this machine has a kubepods cgroup")
+def test_node_report_doctor_and_metrics_show_enforcement(kcm, conf, tmp_path):
+    tree = Tree(V1_CPUSET, as_kubepods=True)
+    try:
+        holder = isolate_in(tree, kcm, conf, "ctr-a")
+        workload_pid(conf)
+        tree.start("ctr-b", ["sleep", "60"])
+
+        def enforcement() -> dict:
+            report = kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout
+            return json.loads(report)["enforcement"]
+
+        before = enforcement()
+        assert before["available"] and before["held"] == "1"
+        assert before["containersNotConfined"] == [str(tree.containers["ctr-b"])]
+        assert before["violations"]  # ctr-b's thread may run on CPU 1
+        doctor = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={tmp_path}",
+                         "--output=json")
+        finding = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}["enforcement"]
+        assert not finding["ok"] and finding["fix"].startswith("run kcm enforce")
+        kcm.run("enforce", f"--conf-dir={conf}", check=True)  # the default root: kubepods
+        after = enforcement()
+        assert after["containersNotConfined"] == [] and after["violations"] == []
+        holder.terminate()
+        holder.wait(10)
+    finally:
+        tree.cleanup()
