@@ -1,6 +1,6 @@
 # kcm container image: the kcm CLI (from the wheel) on a slim Python base, plus the
 # self-contained bundle that `kcm install` puts on hosts for workloads without Python.
-# Build: docker build -t ghcr.io/kcm-project/kcm:0.1.0 .
+# Build: docker build -t ghcr.io/kcm-project/kcm:0.2.0 .
 
 FROM python:3.11-slim AS build
 # gcc and libc6-dev build the bundle's static launcher.
