@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.machines import build_sysfs, load_machine, machine_env
+
 # Property tests draw the same examples on every run (a failure is reproducible and CI
 # is not a lottery); KCM_FUZZ_EXAMPLES switches to fresh random examples for long runs.
 settings.register_profile("fixed", derandomize=True)
 if "KCM_FUZZ_EXAMPLES" not in os.environ:
     settings.load_profile("fixed")
-
-from tests.machines import build_sysfs, load_machine, machine_env
 
 KCM = str(Path(sys.executable).with_name("kcm"))
 
