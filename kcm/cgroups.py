@@ -134,14 +134,11 @@ def write_cpus(hierarchy: Hierarchy, root: str, path: str, cpus: CpuSet) -> str 
 
 
 def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
-    chain = []
-    parent = os.path.dirname(path)
-    while os.path.commonpath([parent, root]) == root and parent != os.path.dirname(root):
-        chain.append(parent)
-        if parent == root:
-            break
-        parent = os.path.dirname(parent)
-    for directory in reversed(chain):  # the root first: a child fits inside its parent
+    relative = os.path.relpath(os.path.dirname(path), root)
+    parts = [] if relative == "." else relative.split(os.sep)
+    # The root first: a child must fit inside its parent.
+    chain = [os.path.join(root, *parts[:depth]) for depth in range(len(parts) + 1)]
+    for directory in chain:
         have = _read(os.path.join(directory, "cpuset.cpus"), None)
         if have is None:
             return "vanished"
@@ -154,7 +151,7 @@ def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
                              format_cpulist(parse_cpulist(have) | cpus))
             if problem:
                 return problem
-    for directory in [*reversed(chain), path]:
+    for directory in [*chain, path]:
         if not _read(os.path.join(directory, "cpuset.mems"), "x").strip():
             mems = _read(os.path.join(os.path.dirname(directory), "cpuset.mems"), "").strip()
             problem = _write(os.path.join(directory, "cpuset.mems"), mems) if mems else None

@@ -69,16 +69,16 @@ def plan_irqs(current: dict[str, CpuSet], recorded: dict[str, CpuSet], held: Cpu
 
 
 def violations(threads: list[tuple[int, int, CpuSet]], holders: list[Holder],
-               parents: dict[int, int], cgroups: dict[int, str | None]) -> list[str]:
+               parents: dict[int, int], cgroups: dict[int, str | None]
+               ) -> list[tuple[int, int, CpuSet]]:
     """Threads (PID, TID, allowed CPUs) of user processes allowed on a held exclusive CPU
     they do not hold: not the holder, not its workload or a descendant of it, not in
-    the holder's container cgroup."""
+    the holder's container cgroup. Each with the held CPUs it may run on."""
     found = []
     for pid, tid, allowed in threads:
         for holder in holders:
             if allowed & holder.cpus and not _belongs(pid, holder, parents, cgroups):
-                found.append(f"thread {tid} of process {pid} may run on held exclusive "
-                             f"CPUs {sorted(allowed & holder.cpus)}")
+                found.append((pid, tid, allowed & holder.cpus))
                 break
     return found
 

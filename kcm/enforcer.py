@@ -41,6 +41,11 @@ class Enforcer:
                                                                                  or task.pid)))
         return found
 
+    def container_cpusets(self) -> dict[str, frozenset[int]]:
+        """Every container cgroup under the root and the CPUs it may use now."""
+        return {path: cpus for path in cgroups.containers(self.cgroup_root)
+                if (cpus := cgroups.effective_cpus(self.hierarchy, path)) is not None}
+
     def cgroup_of(self, pid: int) -> str | None:
         path = cgroups.cgroup_of(self.proc_root, pid, self.hierarchy.version)
         return self.hierarchy.fs_path(path) if path is not None else None
@@ -49,8 +54,7 @@ class Enforcer:
         holders = self.holders()
         held = held_cpus(holders)
         shared = self.online - held
-        current = {path: cpus for path in cgroups.containers(self.cgroup_root)
-                   if (cpus := cgroups.effective_cpus(self.hierarchy, path)) is not None}
+        current = self.container_cpusets()
         report: dict = {"cgroupVersion": self.hierarchy.version, "cgroupRoot": self.cgroup_root,
                         "held": format_cpulist(held), "shared": format_cpulist(shared),
                         "containers": len(current), "changed": [], "failed": []}
@@ -71,8 +75,7 @@ class Enforcer:
         off CPUs others hold) or not, IRQs kcm steered, IRQs still on held CPUs."""
         holders = self.holders()
         held = held_cpus(holders)
-        current = {path: cpus for path in cgroups.containers(self.cgroup_root)
-                   if (cpus := cgroups.effective_cpus(self.hierarchy, path)) is not None}
+        current = self.container_cpusets()
         pending = plan_cpusets(self.online, holders, current)
         with self.conf.locked(shared=True):
             steered = sorted(self.conf.load_irq_record())
@@ -114,8 +117,9 @@ class Enforcer:
         cgroups_of = {pid: self.cgroup_of(pid) for pid in {pid for pid, _, _ in threads}}
         inside = self.cgroup_root + "/"
         found = violations(threads, holders, parents, cgroups_of)
-        contained = {pid for pid, path in cgroups_of.items() if path and path.startswith(inside)}
-        in_containers = [v for v in found if int(v.split()[4]) in contained]
+        in_containers = [f"thread {tid} of process {pid} may run on held exclusive CPUs "
+                         f"{format_cpulist(cpus)}" for pid, tid, cpus in found
+                         if (cgroups_of.get(pid) or "").startswith(inside)]
         return in_containers, len(found) - len(in_containers)
 
 

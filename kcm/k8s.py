@@ -93,10 +93,10 @@ class KubeClient:
     """Thin adapter over lightkube: one method per operation kcm needs, dicts in and out."""
 
     def __init__(self, client: Client | None = None, retry_seconds: float | None = None):
-        self._client = client or Client(config=load_config(), field_manager="kcm")
         if retry_seconds is None:
             retry_seconds = env.api_retry_seconds()
         self.retry_seconds = retry_seconds
+        self._client = client or Client(config=load_config(), field_manager="kcm")
         self._types: dict[Kind, type] = {}
 
     def _type(self, kind: Kind):

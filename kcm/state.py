@@ -636,11 +636,11 @@ def _expire(_signum: int, _frame: object) -> None:
 def _wait_flock(fd: int, mode: int, limit: float) -> bool:
     """Block in flock for at most ``limit`` seconds; False when the time ran out."""
     import _signal as signal  # the public module imports enum: milliseconds per isolate
-    import threading
 
-    if threading.current_thread() is not threading.main_thread():
+    try:
+        previous = signal.signal(signal.SIGALRM, _expire)
+    except ValueError:  # not the main thread, where a signal cannot be handled
         return _poll_flock(fd, mode, limit)
-    previous = signal.signal(signal.SIGALRM, _expire)
     try:
         signal.setitimer(signal.ITIMER_REAL, limit)
         fcntl.flock(fd, mode)
