@@ -10,7 +10,7 @@ import ipaddress
 import os
 
 from kcm.errors import KcmError
-from kcm.manifests import WebhookTls
+from kcm.manifests import Settings, WebhookTls, webhook_service_names
 
 VALID_DAYS = 3650
 
@@ -80,3 +80,12 @@ def load_or_mint(directory: str, names: list[str]) -> WebhookTls:
     except OSError as error:
         raise KcmError(f"cannot keep the webhook certificate in {directory}: "
                        f"{error.strerror}") from None
+
+
+def webhook_tls(settings: Settings, cert_dir: str | None) -> WebhookTls | None:
+    """The webhook's TLS for these settings: from ``cert_dir`` (minted there once),
+    or minted in memory; None without a webhook."""
+    if not settings.webhook:
+        return None
+    names = webhook_service_names(settings)
+    return load_or_mint(cert_dir, names) if cert_dir else mint(names)

@@ -11,6 +11,15 @@ import sys
 
 from kcm import __version__, env
 from kcm.errors import KcmError
+from kcm.names import (
+    DEFAULT_CONF_DIR,
+    DEFAULT_IMAGE,
+    DEFAULT_INSTALL_DIR,
+    DEFAULT_NAMESPACE,
+    GROUP,
+    NODE_LABEL,
+    NODE_SELECTOR,
+)
 
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
 if TYPE_CHECKING:
@@ -81,7 +90,8 @@ def _domain(text: str) -> str:
 
 def _conf_dir(parser) -> None:
     parser.add_argument("--conf-dir", metavar="DIR",
-                        help="configuration directory (default $KCM_CONF_DIR or /etc/kcm)")
+                        help="configuration directory "
+                             f"(default $KCM_CONF_DIR or {DEFAULT_CONF_DIR})")
 
 
 def _node_name(parser) -> None:
@@ -90,13 +100,14 @@ def _node_name(parser) -> None:
 
 
 def _resource_prefix(parser) -> None:
-    parser.add_argument("--resource-prefix", type=_domain, default="kcm.dev", metavar="DOMAIN",
-                        help="domain of the extended resources (default kcm.dev)")
+    parser.add_argument("--resource-prefix", type=_domain, default=GROUP, metavar="DOMAIN",
+                        help=f"domain of the extended resources (default {GROUP})")
 
 
 def _install_dir(parser) -> None:
-    parser.add_argument("--install-dir", default="/opt/bin", metavar="DIR",
-                        help="where the self-contained kcm binary lives (default /opt/bin)")
+    parser.add_argument("--install-dir", default=DEFAULT_INSTALL_DIR, metavar="DIR",
+                        help="where the self-contained kcm binary lives "
+                             f"(default {DEFAULT_INSTALL_DIR})")
 
 
 def _port(text: str) -> int:
@@ -116,14 +127,12 @@ def _label(text: str) -> str:
 
 def _deploy_options(parser) -> None:
     """The options shared by ``manifests`` and ``cluster-init``."""
-    from kcm.manifests import DEFAULT_IMAGE
-
-    parser.add_argument("--namespace", type=_namespace, default="kcm-system",
-                        help="namespace of kcm's objects (default kcm-system)")
+    parser.add_argument("--namespace", type=_namespace, default=DEFAULT_NAMESPACE,
+                        help=f"namespace of kcm's objects (default {DEFAULT_NAMESPACE})")
     parser.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMAGE",
                         help=f"kcm container image (default {DEFAULT_IMAGE})")
-    parser.add_argument("--conf-dir", default="/etc/kcm", metavar="DIR",
-                        help="configuration directory on the hosts (default /etc/kcm)")
+    parser.add_argument("--conf-dir", default=DEFAULT_CONF_DIR, metavar="DIR",
+                        help=f"configuration directory on the hosts (default {DEFAULT_CONF_DIR})")
     _install_dir(parser)
     parser.add_argument("--num-dp-cores", type=_count, default=4, metavar="N")
     parser.add_argument("--num-cp-cores", type=_count, default=1, metavar="N")
@@ -131,12 +140,12 @@ def _deploy_options(parser) -> None:
     parser.add_argument("--cp-mode", choices=STRATEGIES, default="packed")
     parser.add_argument("--reconcile-interval", type=_seconds, default=30.0, metavar="SECONDS")
     parser.add_argument("--report-interval", type=_seconds, default=60.0, metavar="SECONDS")
-    parser.add_argument("--node-selector", type=_label, default="kcm.dev/enabled=true",
-                        metavar="LABEL=VALUE",
-                        help="nodes that run kcm (default kcm.dev/enabled=true)")
+    selector = "=".join(NODE_SELECTOR)
+    parser.add_argument("--node-selector", type=_label, default=selector,
+                        metavar="LABEL=VALUE", help=f"nodes that run kcm (default {selector})")
     _resource_prefix(parser)
     parser.add_argument("--taint", action="store_true",
-                        help="taint kcm nodes kcm.dev/node=true:NoSchedule")
+                        help=f"taint kcm nodes {NODE_LABEL}=true:NoSchedule")
     parser.add_argument("--no-webhook", action="store_true",
                         help="leave out the admission webhook")
     parser.add_argument("--webhook-cert-dir", metavar="DIR",
@@ -193,7 +202,7 @@ def build_parser():
     _node_name(discover)
     _resource_prefix(discover)
     discover.add_argument("--taint", action="store_true",
-                          help="also taint the node kcm.dev/node=true:NoSchedule")
+                          help=f"also taint the node {NODE_LABEL}=true:NoSchedule")
 
     report = parsers["node-report"]
     _conf_dir(report)
@@ -233,7 +242,7 @@ def build_parser():
     webhook.add_argument("--tls-private-key-file", required=True, metavar="FILE")
     webhook.add_argument("--secure-port", type=_port, default=8443, metavar="PORT")
     webhook.add_argument("--bind-address", default="0.0.0.0", metavar="ADDRESS")
-    webhook.add_argument("--conf-dir", default="/etc/kcm", metavar="DIR",
+    webhook.add_argument("--conf-dir", default=DEFAULT_CONF_DIR, metavar="DIR",
                          help="configuration directory on the hosts, mounted into workloads")
     _install_dir(webhook)
     _resource_prefix(webhook)

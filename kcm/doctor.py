@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 
 from kcm.cpuset import format_cpulist, parse_cpulist
 from kcm.errors import ConfigMissing, CpuListError, KcmError, LockTimeout
-from kcm.manifests import NODE_LABEL, resource_name
+from kcm.model import Config
+from kcm.names import GROUP, NODE_LABEL
+from kcm.node_patch import advertised, has_label, wanted_capacity
 from kcm.node_report import Processes, build_report
-from kcm.state import Config
 from kcm.topology import Topology
 
 
@@ -61,7 +62,7 @@ class Facts:
     kubelet_state_path: str = ""
     cluster: ClusterFacts | None = None
     node_name: str | None = None
-    resource_prefix: str = "kcm.dev"
+    resource_prefix: str = GROUP
     report_max_age: float = 600.0
     now: float = 0.0
     version: str = ""
@@ -253,21 +254,18 @@ def _cluster(facts: Facts) -> list[Finding]:
         return [Finding("cluster", False, f"node {facts.node_name} not found in the cluster",
                         "pass --node-name (or NODE_NAME) as the node is named in the cluster")]
     findings = []
-    capacity = (cluster.node.get("status") or {}).get("capacity") or {}
     wanted = {}
     if facts.config is not None:
-        wanted = {resource_name(facts.resource_prefix, pool.name): str(len(pool.cpu_lists))
-                  for pool in facts.config.pools.values() if pool.exclusive}
-    advertised = {k: v for k, v in capacity.items()
-                  if k.startswith(f"{facts.resource_prefix}/") and k.endswith("-cores")}
-    if advertised != wanted:
+        wanted = wanted_capacity(facts.config, facts.resource_prefix)
+    on_node = advertised(cluster.node, facts.resource_prefix)
+    if on_node != wanted:
         findings.append(Finding("extendedResources", False,
-                                f"the node advertises {advertised or 'nothing'}, the pools "
+                                f"the node advertises {on_node or 'nothing'}, the pools "
                                 f"have {wanted or 'nothing'}", "kcm discover"))
     else:
         findings.append(Finding("extendedResources", True, f"advertised {wanted}"))
     labels = (cluster.node.get("metadata") or {}).get("labels") or {}
-    findings.append(Finding("nodeLabel", labels.get(NODE_LABEL) == "true",
+    findings.append(Finding("nodeLabel", has_label(cluster.node),
                             f"label {NODE_LABEL}=" + str(labels.get(NODE_LABEL, "(missing)")),
                             "kcm discover"))
     findings.append(_report_fresh(facts))

@@ -11,12 +11,12 @@ import os
 
 from kcm.errors import InputError
 from kcm.inputs import seconds, whole_number
+from kcm.names import DEFAULT_CONF_DIR, HOST_PROC
 
 TYPE_CHECKING = False  # the topology reader is imported only when a command needs it
 if TYPE_CHECKING:
     from kcm.topology import Topology
 
-DEFAULT_CONF_DIR = "/etc/kcm"
 DEFAULT_PROC_FS = "/proc"
 DEFAULT_SYSFS = "/sys"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -25,7 +25,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 VARIABLES = {
     "KCM_CONF_DIR": f"default for --conf-dir ({DEFAULT_CONF_DIR})",
-    "KCM_PROC_FS": f"the host's procfs ({DEFAULT_PROC_FS}; in a container e.g. /host/proc); "
+    "KCM_PROC_FS": f"the host's procfs ({DEFAULT_PROC_FS}; in a container e.g. {HOST_PROC}); "
                    "commands that judge whether a task lives refuse a procfs that is not "
                    "the host's",
     "KCM_SYSFS": f"sysfs root for topology discovery ({DEFAULT_SYSFS})",

@@ -27,6 +27,7 @@ from lightkube.types import PatchType
 
 from kcm import env
 from kcm.errors import KcmError
+from kcm.names import GROUP
 
 T = TypeVar("T")
 
@@ -60,7 +61,7 @@ class Kind:
 
 NODE = Kind("", "v1", "Node", "nodes")
 POD = Kind("", "v1", "Pod", "pods", namespaced=True)
-NODE_REPORT = Kind("kcm.dev", "v1", "NodeReport", "nodereports")
+NODE_REPORT = Kind(GROUP, "v1", "NodeReport", "nodereports")
 CRD = Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions")
 
 

@@ -11,11 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kcm import __version__
+from kcm.names import (
+    DEFAULT_CONF_DIR,
+    DEFAULT_IMAGE,
+    DEFAULT_INSTALL_DIR,
+    DEFAULT_NAMESPACE,
+    ENFORCE_PROC,
+    GROUP,
+    HOST_PROC,
+    NODE_SELECTOR,
+    NODE_TAINT,
+    POOL_ANNOTATION,
+)
 
-GROUP = "kcm.dev"
-NODE_LABEL = f"{GROUP}/node"
-DEFAULT_IMAGE = f"ghcr.io/kcm-project/kcm:{__version__}"
-HOST_PROC = "/host/proc"
 WEBHOOK_NAME = "kcm-webhook"
 NODE_AGENT = "kcm-node"
 METRICS_PORT = 9464
@@ -25,17 +33,17 @@ WEBHOOK_CERT_DIR = "/etc/kcm-webhook"
 
 @dataclass(frozen=True)
 class Settings:
-    namespace: str = "kcm-system"
+    namespace: str = DEFAULT_NAMESPACE
     image: str = DEFAULT_IMAGE
-    conf_dir: str = "/etc/kcm"
-    install_dir: str = "/opt/bin"
+    conf_dir: str = DEFAULT_CONF_DIR
+    install_dir: str = DEFAULT_INSTALL_DIR
     num_dp_cores: int = 4
     num_cp_cores: int = 1
     dp_mode: str = "packed"
     cp_mode: str = "packed"
     reconcile_interval: float = 30.0
     report_interval: float = 60.0
-    node_selector: tuple[str, str] = (f"{GROUP}/enabled", "true")
+    node_selector: tuple[str, str] = NODE_SELECTOR
     resource_prefix: str = GROUP
     taint: bool = False
     webhook: bool = True
@@ -51,9 +59,17 @@ class WebhookTls:
     key: str
 
 
-def resource_name(prefix: str, pool: str) -> str:
-    """The extended resource that advertises an exclusive pool: ``kcm.dev/<pool>-cores``."""
-    return f"{prefix}/{pool}-cores"
+def settings_from(args) -> Settings:
+    """Settings from the options of ``kcm manifests`` and ``kcm cluster-init``."""
+    label, _, value = args.node_selector.partition("=")
+    return Settings(
+        namespace=args.namespace, image=args.image, conf_dir=args.conf_dir,
+        install_dir=args.install_dir, num_dp_cores=args.num_dp_cores,
+        num_cp_cores=args.num_cp_cores, dp_mode=args.dp_mode, cp_mode=args.cp_mode,
+        reconcile_interval=args.reconcile_interval, report_interval=args.report_interval,
+        node_selector=(label, value), resource_prefix=args.resource_prefix, taint=args.taint,
+        webhook=not args.no_webhook,
+    )
 
 
 _STRING = {"type": "string"}
@@ -193,7 +209,6 @@ def _meta(name: str, settings: Settings | None, component: str) -> dict:
 
 
 HOST_CGROUP = "/sys/fs/cgroup"
-ENFORCE_PROC = "/host/proc-rw"
 """The host's /proc again, writable, for the enforce container alone (``/proc/irq``)."""
 
 
@@ -290,7 +305,8 @@ def _discover_args(settings: Settings) -> list[str]:
 
 def _tolerations(settings: Settings) -> list[dict]:
     """Only kcm's own taint, never a tolerate-everything wildcard."""
-    return [{"key": NODE_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+    return [{"key": NODE_TAINT["key"], "operator": "Equal", "value": NODE_TAINT["value"],
+             "effect": NODE_TAINT["effect"]}]
 
 
 def _pod_spec(settings: Settings, containers: list[dict], init_containers: list | None = None,
@@ -436,7 +452,7 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
     }
     prefix = settings.resource_prefix
     uses_kcm = (
-        f"(has(object.metadata.annotations) && '{GROUP}/pool' in object.metadata.annotations)"
+        f"(has(object.metadata.annotations) && '{POOL_ANNOTATION}' in object.metadata.annotations)"
         f" || object.spec.containers.exists(c, has(c.resources) && ("
         f"(has(c.resources.requests) && c.resources.requests.exists(r, r.startsWith('{prefix}/')))"
         f" || (has(c.resources.limits) && c.resources.limits.exists(r, r.startsWith('{prefix}/')))"

@@ -21,16 +21,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GROUP = "kcm.dev"
-POOL_ANNOTATION = f"{GROUP}/pool"
-MUTATED_ANNOTATION = f"{GROUP}/mutated"
-HOST_PROC = "/host/proc"
+from kcm.names import (
+    DEFAULT_CONF_DIR,
+    DEFAULT_INSTALL_DIR,
+    GROUP,
+    HOST_PROC,
+    MUTATED_ANNOTATION,
+    POOL_ANNOTATION,
+    is_kcm_resource,
+)
 
 
 @dataclass(frozen=True)
 class WorkloadSettings:
-    conf_dir: str = "/etc/kcm"
-    install_dir: str = "/opt/bin"
+    conf_dir: str = DEFAULT_CONF_DIR
+    install_dir: str = DEFAULT_INSTALL_DIR
     resource_prefix: str = GROUP
 
 
@@ -44,7 +49,7 @@ def _kcm_resources(container: dict, prefix: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for section in ("limits", "requests"):
         for name, value in (resources.get(section) or {}).items():
-            if name.startswith(f"{prefix}/"):
+            if is_kcm_resource(name, prefix):
                 found.setdefault(name, str(value))
     return found
 

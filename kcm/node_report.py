@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from kcm import __version__
 from kcm.cpuset import format_cpulist, parse_cpulist
 from kcm.errors import CpuListError
-from kcm.state import Config, Task, overlapping_cpus
+from kcm.model import Config, Task, overlapping_cpus
+from kcm.report import pools_as_dict
 from kcm.topology import Topology
 
 
@@ -51,23 +52,21 @@ def build_report(topology: Topology, config: Config | None, config_error: str | 
     dead: list[str] = []
     drifted: list[str] = []
     if config is not None:
+        alive = {task: processes.alive(task) for pool in config.pools.values()
+                 for cpu_list in pool.cpu_lists.values() for task in cpu_list.tasks}
+        pools = pools_as_dict(config, lambda task: {
+            "pid": task.pid, "alive": alive[task],
+            **({"workloadPid": task.child} if task.child else {})})
         for pool in config.pools.values():
-            lists = {}
             for cpu_list in pool.cpu_lists.values():
-                tasks = []
+                where = f"pool {pool.name} CPU list {cpu_list.name}"
                 for task in cpu_list.tasks:
-                    alive = processes.alive(task)
-                    tasks.append({"pid": task.pid, "alive": alive,
-                                  **({"workloadPid": task.child} if task.child else {})})
-                    where = f"pool {pool.name} CPU list {cpu_list.name}"
-                    if not alive:
+                    if not alive[task]:
                         dead.append(f"task {task.pid} in {where} is dead")
                         continue
                     drift = _affinity_drift(task, cpu_list.cpus, processes)
                     if drift:
                         drifted.append(f"task {task.pid} in {where}: {drift}")
-                lists[cpu_list.name] = {"cpus": cpu_list.name, "tasks": tasks}
-            pools[pool.name] = {"name": pool.name, "exclusive": pool.exclusive, "cpuLists": lists}
     checks = [_check("configDirectory", [config_error] if config_error else [])]
     if config is None:
         checks += [not_run(name, "the configuration directory could not be read")

@@ -9,7 +9,8 @@ import os
 
 from kcm import env
 from kcm.errors import ProcessError
-from kcm.state import Task
+from kcm.model import Task
+from kcm.names import HOST_PROC
 
 
 def proc_root() -> str:
@@ -35,7 +36,7 @@ def check_host_procfs(root: str) -> None:
     copy of a procfs, or a procfs of a namespace we cannot see, fails.
     """
     advice = (f"set KCM_PROC_FS to the host's /proc (in a container: mount it, e.g. at "
-              f"/host/proc); judging tasks by {root} could free CPU lists of live workloads")
+              f"{HOST_PROC}); judging tasks by {root} could free CPU lists of live workloads")
     kthreadd = _read_text(f"{root}/2/stat")
     if not kthreadd.startswith("2 (kthreadd) ") or kthreadd.split(") ", 1)[1].split()[1] != "0":
         raise ProcessError(f"{root} is not the host's procfs (no kthreadd at PID 2): {advice}")

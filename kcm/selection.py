@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from kcm.cpuset import CpuSet
 from kcm.errors import AllocationError
-from kcm.state import CpuList, Pool, Task
+from kcm.model import CpuList, Pool, Task
 
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds on isolate's path
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Protocol
 
     from kcm.topology import Topology
+
+    class Store(Protocol):
+        """Where pools and tasks live: ``kcm.state.ConfigDir`` (on disk, under its lock)
+        or ``kcm.model.MemoryStore``."""
+
+        def load_pool(self, name: str) -> Pool: ...
+        def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]: ...
+        def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task]) -> None: ...
 
 
 class Request:
@@ -45,6 +54,27 @@ def choose_cpu_lists(
     if pool.exclusive:
         return _exclusive(pool, request, alive, topology, where)
     return _shared(pool, request, where)
+
+
+def grant(store: Store, request: Request, task: Task, alive: Callable[[Task], bool],
+          topology: Callable[[], Topology]) -> tuple[CpuSet, list[str], list[str]]:
+    """Choose CPU lists for ``task`` and record it in each (the caller holds the lock);
+    (CPUs to pin to, names of the lists held, names of the lists reclaimed from the dead)."""
+    pool = store.load_pool(request.pool)
+    chosen, cpus, reclaimed = choose_cpu_lists(pool, request, alive, topology)
+    for cpu_list, tasks in reclaimed:
+        store.save_tasks(pool.name, cpu_list, tasks)
+    for cpu_list in chosen:
+        store.save_tasks(pool.name, cpu_list, [*cpu_list.tasks, task])
+    return cpus, [cl.name for cl in chosen], [cl.name for cl, _ in reclaimed]
+
+
+def release(store: Store, pool: str, held: list[str], task: Task) -> None:
+    """Take ``task`` out of the CPU lists it held (the caller holds the lock)."""
+    for cpu_list in store.load_cpu_lists(pool, held):
+        remaining = [t for t in cpu_list.tasks if t.pid != task.pid]
+        if len(remaining) != len(cpu_list.tasks):
+            store.save_tasks(pool, cpu_list, remaining)
 
 
 def _where(request: Request, topology: Callable[[], Topology]) -> tuple[str, CpuSet] | None:

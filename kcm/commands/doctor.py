@@ -5,10 +5,10 @@ import subprocess
 import time
 
 from kcm import __version__, env
-from kcm.commands.node_report import enforcement_status, host_processes, read_config
 from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_json, as_text, diagnose, healthy
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
+from kcm.node_facts import enforcement_status, host_processes, read_config
 from kcm.procfs import host_proc_root
 from kcm.state import ConfigDir, conf_dir_from
 

@@ -5,9 +5,10 @@ from kcm import env, log
 from kcm.cpuset import CpuSet
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
+from kcm.model import Task
 from kcm.procfs import host_proc_root, self_stat, task_alive
-from kcm.selection import Request, choose_cpu_lists
-from kcm.state import ConfigDir, Task, conf_dir_from
+from kcm.selection import Request, grant, release
+from kcm.state import ConfigDir, conf_dir_from
 from kcm.supervise import Workload, assigned_env, find_executable
 
 
@@ -44,26 +45,18 @@ def run(args) -> int:
 def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[CpuSet, list[str]]:
     """Under the lock: choose CPU lists, record the task in each; (CPUs, list names)."""
     with conf.locked():
-        config = conf.load()
-        pool = config.pool(request.pool)
-        chosen, cpus, reclaimed = choose_cpu_lists(
-            pool, request, lambda held_by: task_alive(root, held_by), read_node_topology)
-        for cpu_list, tasks in reclaimed:
-            log.info(f"reclaimed pool {pool.name} CPU list {cpu_list.name} from dead tasks")
-            conf.save_tasks(pool.name, cpu_list, tasks)
-        for cpu_list in chosen:
-            conf.save_tasks(pool.name, cpu_list, [*cpu_list.tasks, task])
-        return cpus, [cpu_list.name for cpu_list in chosen]
+        cpus, held, reclaimed = grant(conf, request, task, lambda other: task_alive(root, other),
+                                      read_node_topology)
+    for name in reclaimed:
+        log.info(f"reclaimed pool {request.pool} CPU list {name} from dead tasks")
+    return cpus, held
 
 
 def _release(conf: ConfigDir, pool_name: str, held: list[str], task: Task) -> None:
     """Give the CPU lists back; a failure is reported, reconcile will free them."""
     try:
         with conf.locked():
-            for cpu_list in conf.load_cpu_lists(pool_name, held):
-                remaining = [t for t in cpu_list.tasks if t.pid != task.pid]
-                if len(remaining) != len(cpu_list.tasks):
-                    conf.save_tasks(pool_name, cpu_list, remaining)
+            release(conf, pool_name, held, task)
     except KcmError as error:
         log.warning(f"could not release CPU lists {', '.join(held)} of pool {pool_name}: "
                     f"{error} (kcm reconcile will free them)")

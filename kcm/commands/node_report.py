@@ -3,11 +3,12 @@
 import json
 
 from kcm.env import read_node_topology
-from kcm.errors import KcmError
-from kcm.node_report import Processes, build_report, summary
+from kcm.names import NODE_LABEL, NODE_REPORT_API_VERSION
+from kcm.node_facts import enforcement_status, host_processes, read_config
+from kcm.node_report import build_report, summary
 from kcm.periodic import hold_stop_signals, repeat
-from kcm.procfs import allowed_cpus, host_proc_root, task_alive
-from kcm.state import Config, ConfigDir, conf_dir_from
+from kcm.procfs import host_proc_root
+from kcm.state import ConfigDir, conf_dir_from
 
 
 def publish(client, node: str, report: dict) -> None:
@@ -17,8 +18,8 @@ def publish(client, node: str, report: dict) -> None:
 
     existing = client.get(NODE_REPORT, node)
     if existing is None:
-        body = {"apiVersion": "kcm.dev/v1", "kind": "NodeReport",
-                "metadata": {"name": node, "labels": {"kcm.dev/node": node}}, "spec": report}
+        body = {"apiVersion": NODE_REPORT_API_VERSION, "kind": "NodeReport",
+                "metadata": {"name": node, "labels": {NODE_LABEL: node}}, "spec": report}
         owner = client.get(NODE, node)
         if owner is not None and owner["metadata"].get("uid"):
             body["metadata"]["ownerReferences"] = [{
@@ -29,31 +30,6 @@ def publish(client, node: str, report: dict) -> None:
         client.patch(NODE_REPORT, node, [{"op": "add", "path": "/spec", "value": report}],
                      json_patch=True)
     client.patch(NODE_REPORT, node, {"status": summary(report)}, status=True)
-
-
-def read_config(conf: ConfigDir) -> tuple[Config | None, KcmError | None]:
-    """The directory as a report sees it: (config, None), or (None, why it failed);
-    overlapping CPU lists are left to the report's checks."""
-    try:
-        with conf.locked(shared=True):
-            return conf.load(check_overlap=False), None
-    except KcmError as failure:
-        return None, failure
-
-
-def host_processes(root: str) -> Processes:
-    return Processes(alive=lambda task: task_alive(root, task),
-                     allowed_cpus=lambda pid: allowed_cpus(root, pid))
-
-
-def enforcement_status(conf: ConfigDir) -> dict:
-    """What ``kcm enforce`` has achieved on this node, or why it cannot be seen."""
-    from kcm.enforcer import make_enforcer
-
-    try:
-        return {"available": True, **make_enforcer(conf, None, False).observe()}
-    except KcmError as error:
-        return {"available": False, "reason": str(error)}
 
 
 def make_report(conf: ConfigDir, root: str) -> dict:

@@ -8,7 +8,8 @@ from kcm import env, log
 from kcm.errors import ConfigError, KcmError
 from kcm.install import installed_paths
 from kcm.install import uninstall as remove_bundle
-from kcm.manifests import NODE_LABEL
+from kcm.names import NODE_LABEL
+from kcm.node_patch import capacity_patch, label_patch, taint_update
 from kcm.procfs import host_proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
 
@@ -41,23 +42,20 @@ def clean_node(client, name: str, prefix: str) -> list[str]:
     removed = []
     node = client.get(NODE, name)
     if node is not None:
-        capacity = node.get("status", {}).get("capacity") or {}
-        ours = [key for key in capacity if key.startswith(f"{prefix}/") and key.endswith("-cores")]
-        if ours:
-            client.patch(NODE, name, {"status": {"capacity": dict.fromkeys(ours)}}, status=True)
-            removed += [f"capacity {key}" for key in ours]
-        if NODE_LABEL in (node["metadata"].get("labels") or {}):
-            client.patch(NODE, name, {"metadata": {"labels": {NODE_LABEL: None}}})
+        capacity = capacity_patch(node, {}, prefix)
+        if capacity:
+            client.patch(NODE, name, {"status": {"capacity": capacity}}, status=True)
+            removed += [f"capacity {key}" for key in capacity]
+        unlabel = label_patch(node, present=False)
+        if unlabel:
+            client.patch(NODE, name, unlabel)
             removed.append(f"label {NODE_LABEL}")
 
         def drop_taint(current: dict) -> dict | None:
-            taints = current.get("spec", {}).get("taints") or []
-            kept = [taint for taint in taints if taint.get("key") != NODE_LABEL]
-            if len(kept) == len(taints):
-                return None
-            removed.append(f"taint {NODE_LABEL}")
-            return {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                    "spec": {"taints": kept or None}}
+            update = taint_update(current, present=False)
+            if update is not None:
+                removed.append(f"taint {NODE_LABEL}")
+            return update
 
         client.update(NODE, name, drop_taint)
     if client.delete(NODE_REPORT, name):

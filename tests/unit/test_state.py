@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from kcm.errors import ConfigError, KcmError, LockTimeout
-from kcm.state import ConfigDir, Task
+from kcm.model import Task
+from kcm.state import ConfigDir
 
 
 def make_dir(root: Path, pools: dict) -> ConfigDir:

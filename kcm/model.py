@@ -1,0 +1,125 @@
+"""The configuration as data: pools, CPU lists and the tasks that hold them.
+
+Pure: no file access. ``kcm.state`` reads and writes these from and to the directory;
+the decisions (selection, reports, checks) work on them alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kcm.cpuset import CpuSet
+from kcm.errors import ConfigError
+
+_POOL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+# Plain classes rather than dataclasses or namedtuples: this module is on the start-up
+# path of every workload, where importing dataclasses or collections costs milliseconds.
+class Task:
+    """A ``kcm isolate`` process holding a CPU list: its host PID and start time
+    (clock ticks after boot), and those of the workload it runs (None if unknown)."""
+
+    __slots__ = ("child", "child_start", "pid", "start")
+
+    def __init__(self, pid: int, start: int | None = None, child: int | None = None,
+                 child_start: int | None = None):
+        self.pid = pid
+        self.start = start
+        self.child = child
+        self.child_start = child_start
+
+    def _key(self) -> tuple:
+        return (self.pid, self.start, self.child, self.child_start)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Task({}, {}, {}, {})".format(*self._key())
+
+
+class CpuList:
+    """One CPU list of a pool: ``name`` is its directory name as on disk; ``stamp``
+    identifies the ``tasks`` file as read (None before it exists)."""
+
+    __slots__ = ("cpus", "name", "stamp", "tasks")
+
+    def __init__(self, name: str, cpus: CpuSet, tasks: list[Task] | None = None,
+                 stamp: tuple[int, int, int] | None = None):
+        self.name = name
+        self.cpus = cpus
+        self.tasks = tasks if tasks is not None else []
+        self.stamp = stamp
+
+    def __repr__(self) -> str:
+        return f"CpuList({self.name!r}, tasks={self.tasks!r})"
+
+
+class Pool:
+    __slots__ = ("cpu_lists", "exclusive", "name")
+
+    def __init__(self, name: str, exclusive: bool, cpu_lists: dict[str, CpuList] | None = None):
+        self.name = name
+        self.exclusive = exclusive
+        self.cpu_lists = cpu_lists if cpu_lists is not None else {}
+
+
+class Config:
+    __slots__ = ("path", "pools")
+
+    def __init__(self, path: str, pools: dict[str, Pool]):
+        self.path = path
+        self.pools = pools
+
+    def pool(self, name: str) -> Pool:
+        try:
+            return self.pools[name]
+        except KeyError:
+            known = ", ".join(sorted(self.pools)) or "none"
+            raise ConfigError(f"unknown pool {name!r} in {self.path} (pools: {known})") from None
+
+
+def valid_pool_name(name: str) -> bool:
+    """Letters, digits, ``_.-``; starting with a letter or digit; at most 63 characters."""
+    return 0 < len(name) <= 63 and name[0].isalnum() and set(name) <= _POOL_NAME_CHARS
+
+
+def overlapping_cpus(config: Config) -> list[str]:
+    """One message per CPU that is in more than one CPU list."""
+    owner: dict[int, str] = {}
+    problems = []
+    for pool in config.pools.values():
+        for cpu_list in pool.cpu_lists.values():
+            where = os.path.join(config.path, "pools", pool.name, cpu_list.name)
+            for cpu in sorted(cpu_list.cpus):
+                if cpu in owner:
+                    problems.append(f"CPU {cpu} is in two CPU lists: {owner[cpu]} and {where}")
+                else:
+                    owner[cpu] = where
+    return problems
+
+
+class MemoryStore:
+    """The configuration directory's task interface, in memory: what ``kcm.state.ConfigDir``
+    offers the selection (``load_pool``, ``load_cpu_lists``, ``save_tasks``), for tests
+    and tools that decide without a directory."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.writes = 0
+
+    def load_pool(self, name: str) -> Pool:
+        return self.config.pool(name)
+
+    def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]:
+        lists = self.config.pool(pool).cpu_lists
+        return [lists[name] for name in names]
+
+    def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task]) -> None:
+        self.config.pool(pool).cpu_lists[cpu_list.name].tasks = list(tasks)
+        cpu_list.tasks = list(tasks)
+        self.writes += 1

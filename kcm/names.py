@@ -1,0 +1,52 @@
+"""kcm's vocabulary: every name it puts on a node, a pod or a cluster, the paths it
+assumes by default, and the rules that make (and recognise) its resource names.
+
+Defined here once; every other module imports them. Light on purpose: ``kcm isolate``
+and the argument parser import it.
+"""
+
+from kcm import __version__
+
+GROUP = "kcm.dev"
+"""API group of the NodeReport, default prefix of the extended resources, and the
+prefix of kcm's labels, taints and annotations."""
+NODE_LABEL = f"{GROUP}/node"
+"""Label (and taint key) of a node that kcm manages."""
+NODE_SELECTOR = (f"{GROUP}/enabled", "true")
+"""The label that chooses the nodes kcm's DaemonSet runs on, by default."""
+NODE_TAINT = {"key": NODE_LABEL, "value": "true", "effect": "NoSchedule"}
+POOL_ANNOTATION = f"{GROUP}/pool"
+MUTATED_ANNOTATION = f"{GROUP}/mutated"
+NODE_REPORT_API_VERSION = f"{GROUP}/v1"
+
+DEFAULT_CONF_DIR = "/etc/kcm"
+DEFAULT_INSTALL_DIR = "/opt/bin"
+DEFAULT_NAMESPACE = "kcm-system"
+DEFAULT_IMAGE = f"ghcr.io/kcm-project/kcm:{__version__}"
+HOST_PROC = "/host/proc"
+"""Where a kcm container sees the host's /proc (read-only)."""
+ENFORCE_PROC = "/host/proc-rw"
+"""Where the enforce container sees the host's /proc (writable: /proc/irq)."""
+
+_RESOURCE_SUFFIX = "-cores"
+
+
+def resource_name(prefix: str, pool: str) -> str:
+    """The extended resource that advertises an exclusive pool: ``<prefix>/<pool>-cores``."""
+    return f"{prefix}/{pool}{_RESOURCE_SUFFIX}"
+
+
+def pool_of_resource(name: str, prefix: str) -> str | None:
+    """The pool a resource name advertises (the inverse of ``resource_name``), or None
+    when the name is not one of kcm's pool resources."""
+    head = f"{prefix}/"
+    if name.startswith(head) and name.endswith(_RESOURCE_SUFFIX):
+        pool = name[len(head):-len(_RESOURCE_SUFFIX)]
+        return pool or None
+    return None
+
+
+def is_kcm_resource(name: str, prefix: str) -> bool:
+    """Whether a container's resource request names anything under kcm's prefix (a pool
+    resource or any other ``<prefix>/*`` name: both make a pod a kcm workload)."""
+    return name.startswith(f"{prefix}/")
