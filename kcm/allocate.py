@@ -1,10 +1,11 @@
 """Topology-aware CPU selection: pure functions over a Topology, no I/O.
 
-One packer serves three kinds of item: single CPUs (``take_cpus``), physical cores
-(``take_cores``, used by ``init``) and a pool's CPU lists (``take_cpu_lists``, used by
-``isolate --num-cores``). Items are grouped by the machine's levels from the largest
-unit to the smallest (socket or NUMA node, whichever is larger, then the other, then
-the L3 cache; then the physical core when the items are CPUs). At each level:
+One packer serves two kinds of item: physical cores (``take_cores``, used by ``init``)
+and a pool's CPU lists (``take_cpu_lists``, used by ``isolate --num-cores`` and
+``--socket-id``/``--numa-node``). Items are whole: kcm never hands out a lone thread of a
+core. They are grouped by the machine's levels from the largest unit to the smallest
+(socket or NUMA node, whichever is larger, then the other, then the L3 cache). At each
+level:
 
 1. whole groups are taken first while the request still covers one;
 2. the rest goes to the single group that holds it with the deepest fit (the
@@ -34,50 +35,6 @@ Item = frozenset[int]
 LevelKey = Callable[[Item], Hashable]
 
 _MAX_SPREAD_COMBINATIONS = 5000
-
-
-def take_cpus(
-    topology: Topology,
-    available: Iterable[int],
-    count: int,
-    strategy: Strategy = "packed",
-) -> CpuSet:
-    """Exactly ``count`` CPUs out of ``available``, close together (packed) or
-    balanced over the fewest NUMA nodes that hold them (spread)."""
-    free = frozenset(available)
-    unknown = free - topology.online
-    if unknown:
-        raise AllocationError(f"CPUs {format_cpulist(unknown)} are not online CPUs of this machine")
-    whole_cores = _whole_cores_choice(topology, free, count, strategy)
-    if whole_cores is not None:
-        return frozenset().union(*whole_cores)
-    items = [frozenset({cpu}) for cpu in free]
-    universe = [frozenset({cpu}) for cpu in topology.online]
-    core_of = {cpu.id: cpu.core for cpu in topology.cpus.values()}
-    levels = [*_levels(topology), lambda item: _key(item, core_of.__getitem__)]
-    chosen = _take(topology, items, universe, levels, count, strategy, "CPUs", False, 1)
-    return frozenset().union(*chosen) if chosen else frozenset()
-
-
-def _whole_cores_choice(topology: Topology, free: CpuSet, count: int,
-                        strategy: Strategy) -> list[CpuSet] | None:
-    """Whole free cores for the request, when they can serve it without spanning
-    more NUMA nodes than single CPUs would; None when threads must be taken."""
-    sizes = {len(core) for core in topology.cores().values()}
-    if len(sizes) != 1 or count % next(iter(sizes)) or count > len(free):
-        return None
-    threads = next(iter(sizes))
-    whole = [core for core in topology.cores().values() if core <= free]
-    if len(whole) * threads < count:
-        return None
-    if strategy == "packed" and _fits_one_node(topology, free, count) and not _fits_one_node(
-            topology, frozenset().union(*whole), count):
-        return None
-    return take_cores(topology, whole, count // threads, strategy)
-
-
-def _fits_one_node(topology: Topology, cpus: CpuSet, count: int) -> bool:
-    return any(len(node & cpus) >= count for node in topology.numa_nodes().values())
 
 
 def take_cores(

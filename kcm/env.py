@@ -110,6 +110,6 @@ def node_name(flag: str | None) -> str | None:
 
 
 def read_node_topology() -> Topology:
-    from kcm.topology import read_topology
+    from kcm.sysfs import read_topology
 
     return read_topology(sysfs_root=sysfs(), proc_root=proc_fs())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kcm import __version__
+from kcm.mutate import workload_condition
 from kcm.names import (
     DEFAULT_CONF_DIR,
     DEFAULT_IMAGE,
@@ -21,7 +22,6 @@ from kcm.names import (
     HOST_PROC,
     NODE_SELECTOR,
     NODE_TAINT,
-    POOL_ANNOTATION,
 )
 
 WEBHOOK_NAME = "kcm-webhook"
@@ -450,14 +450,7 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
         "spec": {"selector": selector,
                  "ports": [{"name": "https", "port": 443, "targetPort": "https"}]},
     }
-    prefix = settings.resource_prefix
-    uses_kcm = (
-        f"(has(object.metadata.annotations) && '{POOL_ANNOTATION}' in object.metadata.annotations)"
-        f" || object.spec.containers.exists(c, has(c.resources) && ("
-        f"(has(c.resources.requests) && c.resources.requests.exists(r, r.startsWith('{prefix}/')))"
-        f" || (has(c.resources.limits) && c.resources.limits.exists(r, r.startsWith('{prefix}/')))"
-        "))"
-    )
+    uses_kcm = workload_condition(settings.resource_prefix)
     configuration = {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": _meta(WEBHOOK_NAME, None, "webhook"),

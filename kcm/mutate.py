@@ -29,6 +29,7 @@ from kcm.names import (
     MUTATED_ANNOTATION,
     POOL_ANNOTATION,
     is_kcm_resource,
+    pool_of_resource,
 )
 
 
@@ -64,10 +65,25 @@ def is_workload(pod: dict, settings: WorkloadSettings) -> bool:
                for container in spec.get(key) or [])
 
 
+def workload_condition(prefix: str) -> str:
+    """``is_workload`` as the CEL expression of the webhook's ``matchConditions``, so
+    that the API server sends exactly the pods ``is_workload`` accepts (a test
+    evaluates both on the same pods)."""
+    uses = (f"c.resources.%s.exists(r, r.startsWith('{prefix}/'))")
+    container = (f"has(c.resources) && ((has(c.resources.requests) && {uses % 'requests'})"
+                 f" || (has(c.resources.limits) && {uses % 'limits'}))")
+    return (
+        f"(has(object.metadata.annotations) && '{POOL_ANNOTATION}' in object.metadata.annotations)"
+        f" || (has(object.spec.containers) && object.spec.containers.exists(c, {container}))"
+        f" || (has(object.spec.initContainers) && "
+        f"object.spec.initContainers.exists(c, {container}))"
+    )
+
+
 def num_cores(container: dict, prefix: str) -> int | None:
     """CPU lists asked for: the count of ``<prefix>/<pool>-cores`` the container requests."""
     counts = [value for name, value in _kcm_resources(container, prefix).items()
-              if name.endswith("-cores")]
+              if pool_of_resource(name, prefix) is not None]
     total = 0
     for value in counts:
         if not (value.isascii() and value.isdigit()) or len(value) > 5:

@@ -14,7 +14,8 @@ from kcm.cpuset import parse_cpulist
 from kcm.errors import ConfigError, CpuListError, TopologyError
 from kcm.mutate import WorkloadSettings
 from kcm.state import ConfigDir
-from kcm.topology import isolcpus_from_cmdline, read_topology
+from kcm.sysfs import read_topology
+from kcm.topology import isolcpus_from_cmdline
 from kcm.webhook import BadReview, review_response
 from tests.machines import build_sysfs, xeon_d1541
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from kcm.errors import TopologyError
-from kcm.topology import isolcpus_from_cmdline, read_topology
+from kcm.sysfs import read_topology
+from kcm.topology import isolcpus_from_cmdline
 from tests.machines import REAL_MACHINES, build_sysfs, load_machine, xeon_d1541
 
 
