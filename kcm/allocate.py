@@ -37,19 +37,12 @@ LevelKey = Callable[[Item], Hashable]
 _MAX_SPREAD_COMBINATIONS = 5000
 
 
-def take_cores(
-    topology: Topology,
-    available: Iterable[CpuSet],
-    count: int,
-    strategy: Strategy = "packed",
-    prefer_high: bool = False,
-    min_numa_nodes: int = 1,
-) -> list[CpuSet]:
-    """``count`` of the ``available`` physical cores (each a set of its threads)."""
-    universe = list(topology.cores().values())
-    return take_cpu_lists(
-        topology, available, count, strategy, prefer_high, min_numa_nodes, universe, "cores"
-    )
+def take_cores(topology: Topology, available: Iterable[CpuSet], count: int,
+               **options) -> list[CpuSet]:
+    """``count`` of the ``available`` physical cores (each a set of its threads); the
+    options of ``take_cpu_lists`` (strategy, prefer_high, min_numa_nodes)."""
+    return take_cpu_lists(topology, available, count, universe=topology.cores().values(),
+                          unit="cores", **options)
 
 
 def take_cpu_lists(
@@ -302,5 +295,5 @@ def plan_pools(
 def _choose_cores(topology: Topology, candidates: set[CpuSet], count: int,
                   mode: Strategy) -> list[CpuSet]:
     nodes = len({cpu for core in candidates for cpu in topology.numa_of(core)})
-    return take_cores(topology, candidates, count, mode, prefer_high=True,
+    return take_cores(topology, candidates, count, strategy=mode, prefer_high=True,
                       min_numa_nodes=nodes if mode == "spread" else 1)

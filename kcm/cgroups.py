@@ -10,11 +10,11 @@ written, and a cgroup that vanishes mid-pass is skipped.
 
 from __future__ import annotations
 
-import errno
 import os
 
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.errors import CpuListError, KcmError
+from kcm.kernfs import VANISHED, write_value
 
 KUBEPODS = ("kubepods.slice", "kubepods")
 
@@ -130,7 +130,7 @@ def write_cpus(hierarchy: Hierarchy, root: str, path: str, cpus: CpuSet) -> str 
         problem = _widen_ancestors(root, path, cpus)
         if problem:
             return problem
-    return _write(os.path.join(path, "cpuset.cpus"), format_cpulist(cpus))
+    return write_value(os.path.join(path, "cpuset.cpus"), format_cpulist(cpus))
 
 
 def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
@@ -141,41 +141,24 @@ def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
     for directory in chain:
         have = _read(os.path.join(directory, "cpuset.cpus"), None)
         if have is None:
-            return "vanished"
+            return VANISHED
         try:
             missing = cpus - parse_cpulist(have)
         except CpuListError:
             return f"cannot read {directory}/cpuset.cpus"
         if missing:
-            problem = _write(os.path.join(directory, "cpuset.cpus"),
+            problem = write_value(os.path.join(directory, "cpuset.cpus"),
                              format_cpulist(parse_cpulist(have) | cpus))
             if problem:
                 return problem
     for directory in [*chain, path]:
         if not _read(os.path.join(directory, "cpuset.mems"), "x").strip():
             mems = _read(os.path.join(os.path.dirname(directory), "cpuset.mems"), "").strip()
-            problem = _write(os.path.join(directory, "cpuset.mems"), mems) if mems else None
+            problem = write_value(os.path.join(directory, "cpuset.mems"), mems) if mems else None
             if problem:
                 return problem
     return None
 
-
-def _write(path: str, text: str) -> str | None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return "vanished"
-    except OSError as error:
-        return f"cannot open {path}: {error.strerror}"
-    try:
-        os.write(fd, text.encode())
-        return None
-    except OSError as error:
-        if error.errno in (errno.ENODEV, errno.ENOENT):
-            return "vanished"
-        return f"cannot write {text!r} to {path}: {error.strerror}"
-    finally:
-        os.close(fd)
 
 
 def _read(path: str, default):

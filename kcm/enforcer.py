@@ -12,6 +12,7 @@ from kcm.cpuset import format_cpulist
 from kcm.enforcement import Holder, held_cpus, plan_cpusets, plan_irqs, violations
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
+from kcm.kernfs import VANISHED
 from kcm.procfs import host_proc_root, task_alive, user_threads
 from kcm.state import ConfigDir
 
@@ -63,7 +64,7 @@ class Enforcer:
             if problem is None:
                 report["changed"].append({"cgroup": path, "cpus": format_cpulist(cpus),
                                           "was": format_cpulist(current[path])})
-            elif problem != "vanished":
+            elif problem != VANISHED:
                 report["failed"].append({"cgroup": path, "error": problem})
         if self.steer_irqs:
             report["irqs"] = self.steer(held, shared)

@@ -9,6 +9,7 @@ import os
 
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.errors import CpuListError
+from kcm.kernfs import VANISHED, write_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,17 +52,8 @@ def write_affinity(proc_root: str, irq: str, cpus: CpuSet) -> str | None:
     else:
         path = os.path.join(proc_root, "irq", irq, "smp_affinity_list")
         text = format_cpulist(cpus)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-    except OSError as error:
-        return f"cannot open {path}: {error.strerror}"
-    try:
-        os.write(fd, text.encode())
-        return None
-    except OSError as error:
-        return f"cannot write {text} to {path}: {error.strerror}"
-    finally:
-        os.close(fd)
+    problem = write_value(path, text)
+    return f"{path} is gone" if problem == VANISHED else problem
 
 
 def restore_recorded(conf: ConfigDir, proc_root: str) -> list[str]:

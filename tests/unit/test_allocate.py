@@ -145,7 +145,7 @@ def requests(draw):
 @given(requests())
 def test_properties_on_real_machines(request):
     topo, free, count, strategy = request
-    chosen = take_cores(topo, free, count, strategy)
+    chosen = take_cores(topo, free, count, strategy=strategy)
     assert len(chosen) == count
     assert set(chosen) <= set(free)
     if strategy == "packed" and any(sum(1 for core in free if core <= node) >= count
