@@ -333,12 +333,13 @@ def namespace(settings: Settings) -> dict:
 
 
 def rbac(settings: Settings) -> list[dict]:
-    """The node agent may read and patch nodes (capacity, label, taint) and write its
-    NodeReports; nothing else. The webhook needs no API access at all."""
+    """The node agent may read and patch nodes (capacity, label, taint) and write (and,
+    on uninstall, delete) its NodeReports; nothing else. The webhook needs no API access at all."""
     rules = [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
-        {"apiGroups": [GROUP], "resources": ["nodereports"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": [GROUP], "resources": ["nodereports"],
+         "verbs": ["get", "create", "patch", "delete"]},
         {"apiGroups": [GROUP], "resources": ["nodereports/status"], "verbs": ["patch"]},
     ]
     return [

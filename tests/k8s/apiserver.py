@@ -15,7 +15,10 @@ on and a real API server enforces:
   strategic merge patch (as merge patch: kcm sends none); server-side apply is refused;
 - list with ``labelSelector`` (``=``, ``==``, ``!=``, ``in``, ``notin``, exists, ``!``)
   and ``fieldSelector`` (``metadata.name``, ``metadata.namespace``, ``spec.nodeName``);
-- errors are ``Status`` objects with code, reason and message.
+- errors are ``Status`` objects with code, reason and message;
+- RBAC for the bearer tokens given rules in ``Store.roles`` (others are admins): a
+  request that no rule allows (verb, API group, resource or ``resource/subresource``,
+  resource name) is a 403 Forbidden, as the real authorizer answers.
 
 Every request is logged (method, path, query, content type, body) for assertions.
 """
@@ -123,6 +126,8 @@ class Store:
     lock: threading.RLock = field(default_factory=threading.RLock)
     # Faults to inject: a list of (method, path regex, status) consumed one by one.
     faults: list = field(default_factory=list)
+    # Bearer token -> RBAC PolicyRules that bind it; tokens not here may do anything.
+    roles: dict = field(default_factory=dict)
 
     # -- kinds -----------------------------------------------------------------
 
@@ -193,6 +198,7 @@ class Store:
                 raise ApiStatus(404, "NotFound", f"no subresource {sub}")
             if sub == "status" and not kind.status:
                 raise ApiStatus(404, "NotFound", f"{kind.plural} has no status subresource")
+            self._authorize(authorization, method, kind, name, sub, query)
             if name is None:
                 if method == "GET":
                     return 200, self._list(kind, namespace, query)
@@ -213,6 +219,22 @@ class Store:
                 del self.objects[key]
                 return 200, obj
             raise ApiStatus(405, "MethodNotAllowed", f"{method} not allowed")
+
+    def _authorize(self, authorization: str, method: str, kind: Kind, name: str | None,
+                   sub: str | None, query: dict) -> None:
+        token = authorization.removeprefix("Bearer ").strip()
+        if token not in self.roles:
+            return
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            method, "get" if name else ("watch" if query.get("watch") else "list"))
+        resource = f"{kind.plural}/{sub}" if sub else kind.plural
+        for rule in self.roles[token]:
+            if (_covers(rule.get("verbs"), verb) and _covers(rule.get("apiGroups"), kind.group)
+                    and _covers(rule.get("resources"), resource)
+                    and (not rule.get("resourceNames") or name in rule["resourceNames"])):
+                return
+        raise ApiStatus(403, "Forbidden", f'{resource} is forbidden: cannot {verb} resource '
+                                          f'"{resource}" in API group "{kind.group}"')
 
     def _existing(self, key: tuple, kind: Kind) -> dict:
         obj = self.objects.get(key)
@@ -351,6 +373,10 @@ class Store:
             raise ApiStatus(404, "NotFound", f'pods "{key[3]}" not found')
         annotations = obj.get("metadata", {}).get("annotations", {})
         return annotations.get(f"test/log.{container}", annotations.get("test/log", ""))
+
+
+def _covers(allowed: list | None, value: str) -> bool:
+    return bool(allowed) and ("*" in allowed or value in allowed)
 
 
 def _api_version(kind: Kind) -> str:

@@ -70,7 +70,8 @@ def test_rbac_is_least_privilege():
     assert granted == {
         ("", "nodes", "get"), ("", "nodes", "patch"), ("", "nodes/status", "patch"),
         ("kcm.dev", "nodereports", "get"), ("kcm.dev", "nodereports", "create"),
-        ("kcm.dev", "nodereports", "patch"), ("kcm.dev", "nodereports/status", "patch")}
+        ("kcm.dev", "nodereports", "patch"), ("kcm.dev", "nodereports", "delete"),
+        ("kcm.dev", "nodereports/status", "patch")}
     assert not any("*" in item for triple in granted for item in triple)
 
 
