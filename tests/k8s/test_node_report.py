@@ -14,6 +14,7 @@ import pytest
 from kcm.manifests import node_report_crd
 from tests.integration.workloads import make_conf, wait_for
 from tests.k8s.apiserver import BUILTIN
+from tests.k8s.schema import report_fields_the_crd_prunes
 from tests.machines import xeon_d1541
 
 CRD_KIND = BUILTIN[-1]
@@ -84,6 +85,11 @@ def test_a_broken_directory_is_reported(kcm, tmp_path):
     assert all(not c["ok"] and c["errors"][0].startswith("not run:") for c in skipped)
 
 
+def test_a_field_the_crd_does_not_declare_is_seen():
+    assert report_fields_the_crd_prunes({"topology": {"cores": 1, "dies": 2}}) == [
+        "spec.topology.dies"]
+
+
 def test_crd_is_valid_and_reports_match_its_schema(d1541_conf):
     kcm, conf = d1541_conf
     crd = node_report_crd()
@@ -93,6 +99,7 @@ def test_crd_is_valid_and_reports_match_its_schema(d1541_conf):
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     jsonschema.validate({"apiVersion": "kcm.dev/v1", "kind": "NodeReport",
                          "metadata": {"name": "n"}, "spec": report}, schema)
+    assert report_fields_the_crd_prunes(report) == []
 
 
 def test_publish_creates_then_updates_the_node_report(d1541_conf, api, tmp_path):
