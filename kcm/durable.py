@@ -1,18 +1,50 @@
-"""Making writes survive a crash: fsync of files and directories."""
+"""Making writes survive a crash: the one place kcm writes a file durably (write a
+temporary file, fsync, rename over the target, fsync the directory), and fsync of
+files and directories.
+
+Crash points: each step passes a named point (``opened``, ``written``, ``synced``,
+``renamed``, ``dir-synced``). With ``KCM_CRASH_AT=POINT:N`` (tests only) the process
+kills itself with SIGKILL at the Nth pass of POINT, so a test can stop kcm between any
+two steps of any write and check what a crash leaves behind.
+"""
 
 import os
+
+from kcm import env
+
+_crash = env.crash_at()
+_passes: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    if _crash is not None and _crash[0] == name:
+        _passes[name] = _passes.get(name, 0) + 1
+        if _passes[name] == _crash[1]:
+            os.kill(os.getpid(), 9)
 
 
 def write_synced(path: str, text: str) -> None:
     """Create or truncate ``path`` (never through a symlink), write ``text``, fsync."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
+        crash_point("opened")
         data = text.encode("ascii")
         while data:
             data = data[os.write(fd, data):]
+        crash_point("written")
         os.fsync(fd)
+        crash_point("synced")
     finally:
         os.close(fd)
+
+
+def rename(source: str, target: str, sync_dir: bool = True) -> None:
+    """Rename ``source`` over ``target``; with ``sync_dir``, make it durable (fsync of
+    the target's directory, which also makes earlier renames in it durable)."""
+    os.rename(source, target)
+    crash_point("renamed")
+    if sync_dir:
+        fsync_path(os.path.dirname(target) or ".")
 
 
 def fsync_path(path: str) -> None:
@@ -23,3 +55,4 @@ def fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    crash_point("dir-synced" if flags & os.O_DIRECTORY else "synced")

@@ -39,6 +39,8 @@ VARIABLES = {
     "KCM_BUNDLE_DIR": "the bundle kcm install copies (see kcm install --help)",
     "KCM_SERVICE_ACCOUNT_DIR": "the in-cluster service account files "
                                "(/var/run/secrets/kubernetes.io/serviceaccount)",
+    "KCM_CRASH_AT": "tests only: POINT:N kills kcm with SIGKILL at the Nth pass of a crash "
+                    "point of its durable writes (see kcm/durable.py)",
 }
 
 
@@ -94,6 +96,15 @@ def api_retry_seconds() -> float:
     if not text:
         return DEFAULT_API_RETRY_SECONDS
     return seconds(text, "KCM_API_RETRY_SECONDS", allow_zero=True)
+
+
+def crash_at() -> tuple[str, int] | None:
+    """KCM_CRASH_AT as (crash point, pass number), or None."""
+    text = _get("KCM_CRASH_AT")
+    if not text:
+        return None
+    point, _, count = text.partition(":")
+    return point, whole_number(count or "1", "KCM_CRASH_AT", 1)
 
 
 def bundle_dir() -> str | None:

@@ -38,7 +38,7 @@ import time
 
 from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
-from kcm.durable import fsync_path, write_synced
+from kcm.durable import fsync_path, rename, write_synced
 from kcm.errors import ConfigError, ConfigMissing, CpuListError, LockTimeout
 from kcm.model import Config, CpuList, Pool, Task, overlapping_cpus, valid_pool_name
 
@@ -331,8 +331,7 @@ class ConfigDir:
                     fsync_path(list_dir)
                 fsync_path(pool_dir)
             fsync_path(root)
-            os.rename(root, self._join("pools"))
-            fsync_path(self.path)
+            rename(root, self._join("pools"))
         except OSError as error:
             raise ConfigError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
@@ -592,9 +591,7 @@ def _write_temp(path: str, text: str) -> tuple[str, tuple[int, int, int]]:
 
 def _rename(temp: str, path: str, sync_dir: bool = True) -> None:
     try:
-        os.rename(temp, path)
-        if sync_dir:
-            fsync_path(os.path.dirname(path))
+        rename(temp, path, sync_dir)
     except OSError as error:
         _unlink_quietly(temp)
         raise ConfigError(f"cannot write {path}: {_reason(error)}") from None

@@ -1,6 +1,8 @@
-"""kill -9 of isolate, reconcile and init at random moments, hundreds of times (seeded):
-the directory always parses, no exclusive CPU list is held by two live tasks, and one
-reconcile returns every CPU list whose holder is dead."""
+"""kill -9 of isolate and reconcile at random moments, hundreds of times (seeded), with
+workloads of every length: no exclusive CPU list is held by two live tasks, no running
+workload loses its list, and one reconcile returns every list whose holder is dead.
+(A crash between any two steps of a write is covered deterministically, init included,
+by test_crash_points.py.)"""
 
 import json
 import random
@@ -17,7 +19,6 @@ from tests.integration.workloads import (
     start_time,
     tasks_of,
 )
-from tests.machines import xeon_d1541
 
 SEED = 20261129
 
@@ -64,34 +65,6 @@ def test_kill_9_of_isolate_and_reconcile_at_random_moments(kcm, tmp_path):
     assert all(entry["pid"] in survivors for entry in report["reclaimedCpuLists"])
     assert json.loads(kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout) == {
         "reclaimedCpuLists": []}
-
-
-def test_kill_9_of_init_never_leaves_a_half_directory(machine, tmp_path):
-    kcm = machine(xeon_d1541())
-    rng = random.Random(SEED)
-    started = time.monotonic()
-    kcm.run("init", f"--conf-dir={tmp_path / 'timing'}", check=True)
-    duration = time.monotonic() - started  # kill anywhere in 0..1.5x a whole init
-    outcomes = {"complete": 0, "absent": 0}
-    for round_ in range(60):
-        conf = tmp_path / f"kcm-{round_}"
-        proc = kcm.popen("init", f"--conf-dir={conf}", stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0, 1.5 * duration))
-        proc.kill()
-        proc.wait()
-        if (conf / "pools").exists():
-            assert kcm.run("describe", f"--conf-dir={conf}").returncode == 0
-            outcomes["complete"] += 1
-        else:
-            outcomes["absent"] += 1
-            # Whatever a killed init left (an empty directory, its lock, its staging
-            # debris), init runs again cleanly.
-            kcm.run("init", f"--conf-dir={conf}", check=True)
-            assert len(json.loads(kcm.run("describe", f"--conf-dir={conf}",
-                                          check=True).stdout)["pools"]["dataplane"][
-                "cpuLists"]) == 4
-    assert outcomes["complete"] and outcomes["absent"], outcomes
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

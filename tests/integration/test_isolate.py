@@ -289,21 +289,6 @@ def test_missing_command_is_a_usage_error(kcm, shared):
     assert kcm.run("isolate", f"--conf-dir={shared}", "--pool=infra", "--").returncode == 2
 
 
-def test_kill_9_at_random_moments_never_truncates_state(kcm, conf):
-    rng = random.Random(1234)
-    for _ in range(40):
-        proc = kcm.popen("isolate", f"--conf-dir={conf}", "--pool=dataplane", "true",
-                         stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0, 0.06))
-        proc.kill()
-        proc.wait()
-        assert kcm.run("describe", f"--conf-dir={conf}").returncode == 0
-        for pids in tasks_of(conf).values():
-            assert len(pids) <= 1
-        kcm.run("reconcile", f"--conf-dir={conf}", check=True)
-    assert all(not pids for pids in tasks_of(conf).values())
-
-
 def test_when_pid_1_it_reaps_orphans(kcm, shared, tmp_path):
     """In a new PID namespace kcm is PID 1: orphaned grandchildren must not stay zombies."""
     unshare = subprocess.run(["unshare", "--fork", "--pid", "--mount-proc", "true"],

@@ -1,0 +1,111 @@
+"""kcm killed between any two steps of any durable write, deterministically.
+
+``KCM_CRASH_AT=POINT:N`` makes kcm kill itself (SIGKILL) at the Nth pass of a crash
+point in its one durable-write helper (kcm/durable.py). For each command that writes
+and each point, every pass is tried in turn until the command completes; after each
+crash the directory must parse, keep every task that was recorded and alive before,
+never show an exclusive CPU list held twice, and come back whole after a reconcile.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.integration.workloads import alive, make_conf, tasks_of, wait_for
+from tests.machines import xeon_d1541
+
+POINTS = ("opened", "written", "synced", "renamed", "dir-synced")
+KILLED = -9
+
+
+@pytest.fixture
+def busy_conf(kcm, tmp_path):
+    """A directory with live holders: one in the shared pool, one exclusive list."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["10", "11"]),
+                                        "infra": (False, ["0-1"])})
+    holders = [kcm.popen("isolate", f"--conf-dir={conf}", f"--pool={pool}", "--no-affinity",
+                         "--", "sleep", "600")
+               for pool in ("infra", "dataplane")]
+    wait_for(lambda: sum(len(pids) for pids in tasks_of(conf).values()) == 2)
+    yield conf, {pid for pids in tasks_of(conf).values() for pid in pids}
+    for holder in holders:
+        holder.kill()
+        holder.wait()
+
+
+def crash_runs(kcm, args: list[str]):
+    """(point, pass) for every crash of ``kcm args``, until the command completes."""
+    for point in POINTS:
+        for number in range(1, 100):
+            result = kcm.run(*args, env_overrides={"KCM_CRASH_AT": f"{point}:{number}"})
+            if result.returncode != KILLED:
+                assert result.returncode == 0, (point, number, result.stderr)
+                break
+            yield point, number
+
+
+def check_after_crash(kcm, conf, live: set[int], where) -> None:
+    described = kcm.run("describe", f"--conf-dir={conf}")
+    assert described.returncode == 0, (where, described.stderr)
+    recorded = {pid for pids in tasks_of(conf).values() for pid in pids}
+    assert live <= recorded, (where, tasks_of(conf))  # no live task lost
+    for name, pool in json.loads(described.stdout)["pools"].items():
+        if pool["exclusive"]:
+            for cpu_list in pool["cpuLists"].values():
+                assert sum(alive(pid) for pid in cpu_list["tasks"]) <= 1, (where, name)
+    kcm.run("reconcile", f"--conf-dir={conf}", check=True)
+    assert {pid for pids in tasks_of(conf).values() for pid in pids} == live, where
+
+
+@pytest.mark.parametrize("pool", ["infra", "dataplane"])
+def test_isolate_killed_at_every_write_step(kcm, busy_conf, pool):
+    conf, live = busy_conf
+    crashes = 0
+    for where in crash_runs(kcm, ["isolate", f"--conf-dir={conf}", f"--pool={pool}",
+                                  "--no-affinity", "--", "true"]):
+        check_after_crash(kcm, conf, live, where)
+        crashes += 1
+    assert crashes >= 2 * len(POINTS)  # a grant and a release, every step of each
+
+
+def test_reconcile_killed_at_every_write_step(kcm, busy_conf):
+    conf, live = busy_conf
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    crashes = 0
+    for point in POINTS:
+        for number in range(1, 100):
+            for tasks in conf.glob("pools/*/*/tasks"):  # a dead task in every list
+                text = tasks.read_text().strip()
+                tasks.write_text(",".join(filter(None, [text, str(dead.pid)])))
+            result = kcm.run("reconcile", f"--conf-dir={conf}",
+                             env_overrides={"KCM_CRASH_AT": f"{point}:{number}"})
+            if result.returncode != KILLED:
+                assert result.returncode == 0, result.stderr
+                break
+            crashes += 1
+            check_after_crash(kcm, conf, live, (point, number))
+    assert crashes >= len(POINTS)
+
+
+def test_init_killed_at_every_write_step(machine, tmp_path):
+    kcm = machine(xeon_d1541())
+    crashes = 0
+    for point in POINTS:
+        for number in range(1, 200):
+            conf = tmp_path / f"kcm-{point}-{number}"
+            result = kcm.run("init", f"--conf-dir={conf}",
+                             env_overrides={"KCM_CRASH_AT": f"{point}:{number}"})
+            if result.returncode != KILLED:
+                assert result.returncode == 0, result.stderr
+                break
+            crashes += 1
+            # Never half a directory: complete, or nothing that stops a new init.
+            if (conf / "pools").exists():
+                assert kcm.run("describe", f"--conf-dir={conf}").returncode == 0
+            else:
+                kcm.run("init", f"--conf-dir={conf}", check=True)
+            pools = json.loads(kcm.run("describe", f"--conf-dir={conf}", check=True).stdout)
+            assert len(pools["pools"]["dataplane"]["cpuLists"]) == 4, (point, number)
+    assert crashes >= len(POINTS)
