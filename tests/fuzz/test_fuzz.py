@@ -160,8 +160,40 @@ REVIEW_KEYS = st.fixed_dictionaries({
 })
 
 
+WELL_SHAPED_CONTAINER = st.fixed_dictionaries({
+    "name": st.sampled_from(["a", "b", "c"]),
+    "resources": st.fixed_dictionaries({}, optional={
+        "limits": st.dictionaries(st.sampled_from(["kcm.dev/dataplane-cores", "cpu", "kcm.dev/x"]),
+                                  st.sampled_from(["1", "2", "x", "99999999"]), max_size=2),
+        "requests": st.dictionaries(st.sampled_from(["kcm.dev/dataplane-cores", "memory"]),
+                                    st.sampled_from(["1", "3"]), max_size=2)}),
+}, optional={"env": st.lists(st.fixed_dictionaries({"name": st.sampled_from(
+    ["KCM_CONF_DIR", "OTHER"]), "value": st.just("v")}), max_size=2),
+    "volumeMounts": st.lists(st.fixed_dictionaries({
+        "name": st.sampled_from(["kcm-conf", "data"]), "mountPath": st.just("/x")}),
+        max_size=2)})
+WORKLOAD_REVIEW = st.fixed_dictionaries({
+    "apiVersion": st.just("admission.k8s.io/v1"), "kind": st.just("AdmissionReview"),
+    "request": st.fixed_dictionaries({
+        "uid": st.just("u"), "kind": st.just({"group": "", "kind": "Pod"}),
+        "operation": st.just("CREATE"),
+        "object": st.fixed_dictionaries({
+            "metadata": st.fixed_dictionaries({}, optional={"annotations": st.dictionaries(
+                st.sampled_from(["kcm.dev/pool", "x"]), st.just("dataplane"), max_size=2)}),
+            "spec": st.fixed_dictionaries({
+                "containers": st.lists(WELL_SHAPED_CONTAINER, min_size=1, max_size=3)},
+                optional={"initContainers": st.lists(WELL_SHAPED_CONTAINER, max_size=2),
+                          "volumes": st.lists(st.fixed_dictionaries(
+                              {"name": st.sampled_from(["kcm-conf", "data"])}), max_size=2)}),
+        }),
+    }),
+})
+"""Well-formed pods that are mostly kcm workloads: every path of ``patch_for`` runs."""
+
+
 @FUZZ
 @given(st.one_of(REVIEW_KEYS.map(lambda d: json.dumps(d).encode()),
+                 WORKLOAD_REVIEW.map(lambda d: json.dumps(d).encode()),
                  JSON.map(lambda d: json.dumps(d).encode()), st.binary(max_size=60)))
 def test_webhook_review_handling(body):
     try:
