@@ -50,10 +50,6 @@ class Kind:
     plural: str
     namespaced: bool = False
 
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
     def describe(self, name: str, namespace: str | None = None) -> str:
         where = f"{namespace}/" if namespace else ""
         return f"{self.kind} {where}{name}"
@@ -62,7 +58,6 @@ class Kind:
 NODE = Kind("", "v1", "Node", "nodes")
 POD = Kind("", "v1", "Pod", "pods", namespaced=True)
 NODE_REPORT = Kind(GROUP, "v1", "NodeReport", "nodereports")
-CRD = Kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions")
 
 
 def node_name(flag: str | None) -> str:
