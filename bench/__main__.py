@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench import (
     allocation,
+    durability,
     isolate,
     isolation,
     lockwait,
@@ -39,6 +40,7 @@ def main() -> int:
         "isolate start-up overhead": (isolate.__doc__, isolate.run),
         "allocation throughput": (throughput.__doc__, throughput.run),
         "lock waits under a burst": (lockwait.__doc__, lockwait.run),
+        "durability and lock holds": (durability.__doc__, durability.run),
         "reconcile scaling": (reconcile.__doc__, reconcile.run),
         "memory": (memory.__doc__, memory.run),
         "webhook latency": (webhook.__doc__, webhook.run),

@@ -119,7 +119,8 @@ class MemoryStore:
         lists = self.config.pool(pool).cpu_lists
         return [lists[name] for name in names]
 
-    def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task]) -> None:
+    def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task],
+                   durable: bool = False) -> None:
         self.config.pool(pool).cpu_lists[cpu_list.name].tasks = list(tasks)
         cpu_list.tasks = list(tasks)
         self.writes += 1

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
         def load_pool(self, name: str) -> Pool: ...
         def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]: ...
-        def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task]) -> None: ...
+        def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task],
+                       durable: bool = False) -> None: ...
 
 
 class Request:
@@ -65,7 +66,7 @@ def grant(store: Store, request: Request, task: Task, alive: Callable[[Task], bo
     for cpu_list, tasks in reclaimed:
         store.save_tasks(pool.name, cpu_list, tasks)
     for cpu_list in chosen:
-        store.save_tasks(pool.name, cpu_list, [*cpu_list.tasks, task])
+        store.save_tasks(pool.name, cpu_list, [*cpu_list.tasks, task], durable=True)
     return cpus, [cl.name for cl in chosen], [cl.name for cl, _ in reclaimed]
 
 

@@ -38,7 +38,7 @@ import time
 
 from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
-from kcm.durable import fsync_path, rename, write_synced
+from kcm.durable import fsync_path, rename, sync_filesystem, write_synced
 from kcm.errors import ConfigError, ConfigMissing, CpuListError, LockTimeout
 from kcm.model import Config, CpuList, Pool, Task, overlapping_cpus, valid_pool_name
 
@@ -116,17 +116,7 @@ class ConfigDir:
 
         ``check_overlap=False`` leaves CPU lists shared between pools to the caller
         (the node report shows them as a failed check instead of failing)."""
-        self._check_root()
-        entries = _entries(self.path)
-        for name, kind in entries.items():
-            if (name in ("lock", IRQ_RECORD) and kind == "file") or (
-                    name == "pools" and kind == "dir"):
-                continue
-            raise ConfigError(f"unexpected {kind} {self._join(name)} in configuration directory")
-        if "pools" not in entries:
-            raise ConfigMissing(f"{self.path} is not a kcm configuration directory (no pools/; "
-                                "run kcm init)")
-        pools_dir = self._join("pools")
+        pools_dir = self._pools_dir()
         pools = {}
         for name, kind in sorted(_entries(pools_dir).items()):
             path = os.path.join(pools_dir, name)
@@ -141,8 +131,36 @@ class ConfigDir:
         return config
 
     def load_pool(self, name: str) -> Pool:
-        """One pool, for a writer that changes only its tasks (call under the lock)."""
-        return self.load().pool(name)
+        """One pool, for a writer that changes only its tasks (isolate; call under the
+        lock). Reads and checks that pool alone, so the lock is held as long on a node
+        of a thousand CPU lists as on one of four; the other pools are checked by the
+        commands that read them all (reconcile, describe, doctor, node-report)."""
+        pools_dir = self._pools_dir()
+        path = os.path.join(pools_dir, name)
+        kind = _entries(pools_dir).get(name) if valid_pool_name(name) else None
+        if kind != "dir":
+            Config(self.path, {pool: Pool(pool, False) for pool in _entries(pools_dir)
+                               if valid_pool_name(pool)}).pool(name)  # unknown: its error
+            raise ConfigError(f"bad pool {kind} name {path}")
+        pool = _load_pool(path, name)
+        overlap = overlapping_cpus(Config(self.path, {name: pool}))
+        if overlap:
+            raise ConfigError(overlap[0])
+        return pool
+
+    def _pools_dir(self) -> str:
+        """The ``pools`` directory, once the directory's top level checks out."""
+        self._check_root()
+        entries = _entries(self.path)
+        for name, kind in entries.items():
+            if (name in ("lock", IRQ_RECORD) and kind == "file") or (
+                    name == "pools" and kind == "dir"):
+                continue
+            raise ConfigError(f"unexpected {kind} {self._join(name)} in configuration directory")
+        if "pools" not in entries:
+            raise ConfigMissing(f"{self.path} is not a kcm configuration directory (no pools/; "
+                                "run kcm init)")
+        return self._join("pools")
 
     def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]:
         """Only the named CPU lists of a pool (call under the lock): for a writer that
@@ -187,33 +205,68 @@ class ConfigDir:
 
     # -- writing -----------------------------------------------------------------
 
-    def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task]) -> None:
+    def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task],
+                   durable: bool = False) -> None:
         """Replace a CPU list's tasks on disk (call under the lock) and in ``cpu_list``.
 
-        ``task-info`` always covers every PID of ``tasks``, even after a crash
-        between the two writes.
+        ``durable``: on disk before this returns, as a grant must be before its workload
+        runs: two fsyncs, the new ``tasks`` file's data and then the directory (its
+        rename and the ``task-info`` rename before it). Otherwise (a release, a reclaim)
+        nothing is synced: a crash may lose the change, which only leaves a dead task
+        for the next reconcile. ``task-info`` is renamed before ``tasks`` when tasks are
+        added and after when they are removed, so it covers every PID of ``tasks``; if a
+        crash loses its data, its stamps no longer match and the list's tasks are judged
+        by existence alone.
         """
         directory = self._join("pools", pool, cpu_list.name)
         info_path = os.path.join(directory, "task-info")
         tasks_path = os.path.join(directory, "tasks")
-        temp, stamp = _write_temp(tasks_path, _format_tasks(tasks))
+        temp, stamp = _write_temp(tasks_path, _format_tasks(tasks), sync=durable)
         stamps = [s for s in (cpu_list.stamp, stamp) if s is not None]
         merged = {task.pid: task for task in cpu_list.tasks}
         merged.update({task.pid: task for task in tasks})
-        adding = len(merged) > len(cpu_list.tasks)
         final = _format_info(tasks, stamps)
-        # One directory fsync, after the last rename, makes every rename durable.
-        if adding:
+        if len(merged) > len(cpu_list.tasks):
             covering = _format_info(merged.values(), stamps)
-            _atomic_write(info_path, covering, sync_dir=False)
-            _rename(temp, tasks_path, sync_dir=final == covering)
+            _atomic_write(info_path, covering, sync=False, sync_dir=False)
+            _rename(temp, tasks_path, sync_dir=durable and final == covering)
             if final != covering:
-                _atomic_write(info_path, final)
+                _atomic_write(info_path, final, sync=False, sync_dir=durable)
         else:
             _rename(temp, tasks_path, sync_dir=False)
-            _atomic_write(info_path, final)
+            _atomic_write(info_path, final, sync=False, sync_dir=durable)
         cpu_list.tasks = list(tasks)
         cpu_list.stamp = stamp
+
+    def save_many(self, changes: list[tuple[str, CpuList, list[Task]]]) -> None:
+        """Replace the tasks of many CPU lists (reconcile's pass; call under the lock):
+        every new file is written, one ``syncfs`` makes them all durable, then each is
+        renamed into place. A crash leaves each file old or new, never torn; the renames
+        are not synced (a lost one leaves dead tasks for the next pass)."""
+        staged = []
+        try:
+            for pool, cpu_list, tasks in changes:
+                directory = self._join("pools", pool, cpu_list.name)
+                temp, stamp = _write_temp(os.path.join(directory, "tasks"),
+                                          _format_tasks(tasks), sync=False)
+                staged.append((directory, temp, None, cpu_list, tasks, stamp))
+                stamps = [s for s in (cpu_list.stamp, stamp) if s is not None]
+                info, _ = _write_temp(os.path.join(directory, "task-info"),
+                                      _format_info(tasks, stamps), sync=False)
+                staged[-1] = (directory, temp, info, cpu_list, tasks, stamp)
+            if staged:
+                sync_filesystem(self.path, [name for entry in staged for name in entry[1:3]])
+        except BaseException:
+            for entry in staged:
+                for name in entry[1:3]:
+                    if name:
+                        _unlink_quietly(name)
+            raise
+        for directory, temp, info, cpu_list, tasks, stamp in staged:
+            _rename(temp, os.path.join(directory, "tasks"), sync_dir=False)
+            _rename(info, os.path.join(directory, "task-info"), sync_dir=False)
+            cpu_list.tasks = list(tasks)
+            cpu_list.stamp = stamp
 
     def remove_debris(self) -> list[str]:
         """Delete ``.kcm-tmp-*`` files left by crashed writers (call under the lock)."""
@@ -576,12 +629,13 @@ def _poll_flock(fd: int, mode: int, limit: float) -> bool:
     return True
 
 
-def _write_temp(path: str, text: str) -> tuple[str, tuple[int, int, int]]:
-    """Write ``text`` to a synced temporary file beside ``path``; (its path, its stamp)."""
+def _write_temp(path: str, text: str, sync: bool = True) -> tuple[str, tuple[int, int, int]]:
+    """Write ``text`` to a temporary file beside ``path`` (fsynced unless ``sync`` is
+    False); (its path, its stamp)."""
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f"{TMP_PREFIX}{name}-{os.getpid()}")
     try:
-        write_synced(temp, text)
+        write_synced(temp, text, sync)
         info = os.stat(temp)
     except OSError as error:
         _unlink_quietly(temp)
@@ -597,8 +651,8 @@ def _rename(temp: str, path: str, sync_dir: bool = True) -> None:
         raise ConfigError(f"cannot write {path}: {_reason(error)}") from None
 
 
-def _atomic_write(path: str, text: str, sync_dir: bool = True) -> None:
-    temp, _ = _write_temp(path, text)
+def _atomic_write(path: str, text: str, sync: bool = True, sync_dir: bool = True) -> None:
+    temp, _ = _write_temp(path, text, sync)
     _rename(temp, path, sync_dir)
 
 

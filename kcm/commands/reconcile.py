@@ -12,6 +12,7 @@ from kcm.state import ConfigDir, conf_dir_from
 def reclaim(conf: ConfigDir, root: str) -> list[dict]:
     """One pass under one lock hold: drop dead tasks everywhere; what was freed."""
     reclaimed = []
+    changes = []
     with conf.locked():
         config = conf.load()
         for pool in config.pools.values():
@@ -19,10 +20,10 @@ def reclaim(conf: ConfigDir, root: str) -> list[dict]:
                 live = [task for task in cpu_list.tasks if task_alive(root, task)]
                 if len(live) == len(cpu_list.tasks):
                     continue
-                dead = [task for task in cpu_list.tasks if task not in live]
-                conf.save_tasks(pool.name, cpu_list, live)
-                reclaimed.extend(
-                    {"pool": pool.name, "cpus": cpu_list.name, "pid": task.pid} for task in dead)
+                changes.append((pool.name, cpu_list, live))
+                reclaimed.extend({"pool": pool.name, "cpus": cpu_list.name, "pid": task.pid}
+                                 for task in cpu_list.tasks if task not in live)
+        conf.save_many(changes)
         conf.remove_debris()
     return sorted(reclaimed, key=lambda entry: (entry["pid"], entry["pool"], entry["cpus"]))
 
