@@ -2,9 +2,9 @@
 (spread over 1,000 CPU lists of a shared pool, at most 100 per list), against the
 same pass over an empty directory of the same shape. One lock hold per pass; the
 time should grow linearly with the number of tasks. A pass rewrites every CPU list that
-changed (an atomic write: two fsyncs), so up to 1,000 tasks the cost follows the lists
-rewritten (all 1,000 from 1,000 tasks on); beyond that, the per-task check of
-``/proc/PID/stat``.
+changed (temporary files, one ``syncfs`` for all, renames), so up to 1,000 tasks the cost
+follows the lists rewritten (all 1,000 from 1,000 tasks on); beyond that, the per-task
+check of ``/proc/PID/stat``.
 """
 
 import os
