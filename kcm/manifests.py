@@ -224,10 +224,11 @@ def _host_volumes(settings: Settings, install: bool = False) -> list[dict]:
 
 
 def _mounts(settings: Settings, conf_writable: bool, install: bool = False) -> list[dict]:
-    mounts = [
-        {"name": "kcm-conf", "mountPath": settings.conf_dir, "readOnly": not conf_writable},
-        {"name": "host-proc", "mountPath": HOST_PROC, "readOnly": True},
-    ]
+    # Only ``readOnly: true`` is written: the API server drops a false one, and a
+    # re-run of cluster-init would then see a difference where there is none.
+    conf = {"name": "kcm-conf", "mountPath": settings.conf_dir}
+    mounts = [conf if conf_writable else {**conf, "readOnly": True},
+              {"name": "host-proc", "mountPath": HOST_PROC, "readOnly": True}]
     if install:
         mounts.append({"name": "kcm-install", "mountPath": settings.install_dir})
     return mounts
@@ -377,7 +378,8 @@ def node_daemonset(settings: Settings) -> dict:
                     f"--interval={_number(settings.report_interval)}",
                     f"--metrics-port={METRICS_PORT}"],
                    conf_writable=False, node_name=True,
-                   ports=[{"name": "metrics", "containerPort": METRICS_PORT}]),
+                   ports=[{"name": "metrics", "containerPort": METRICS_PORT,
+                           "protocol": "TCP"}]),
     ]
     selector = {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": "node-agent"}
     spec = _pod_spec(settings, containers, init_containers, install=True)
@@ -418,7 +420,7 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
                  f"--secure-port={WEBHOOK_PORT}", f"--conf-dir={settings.conf_dir}",
                  f"--install-dir={settings.install_dir}",
                  f"--resource-prefix={settings.resource_prefix}"],
-        "ports": [{"name": "https", "containerPort": WEBHOOK_PORT}],
+        "ports": [{"name": "https", "containerPort": WEBHOOK_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}},
         "volumeMounts": [{"name": "tls", "mountPath": WEBHOOK_CERT_DIR, "readOnly": True}],
@@ -449,7 +451,8 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
         "apiVersion": "v1", "kind": "Service",
         "metadata": _meta(WEBHOOK_NAME, settings, "webhook"),
         "spec": {"selector": selector,
-                 "ports": [{"name": "https", "port": 443, "targetPort": "https"}]},
+                 "ports": [{"name": "https", "port": 443, "targetPort": "https",
+                            "protocol": "TCP"}]},
     }
     uses_kcm = workload_condition(settings.resource_prefix)
     configuration = {

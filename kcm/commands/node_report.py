@@ -11,6 +11,13 @@ from kcm.procfs import host_proc_root
 from kcm.state import ConfigDir, conf_dir_from
 
 
+def node_label(node: str) -> dict:
+    """``kcm.dev/node=<node>`` when the node's name is a valid label value (at most 63
+    characters); a longer name (node names may have 253) gets no label rather than a
+    NodeReport the API server refuses. The NodeReport is named after the node anyway."""
+    return {NODE_LABEL: node} if len(node) <= 63 else {}
+
+
 def publish(client, node: str, report: dict) -> None:
     """Create or update the cluster-scoped NodeReport named after the node: the report
     in ``spec`` (replaced whole), the check summary through the status subresource."""
@@ -19,7 +26,7 @@ def publish(client, node: str, report: dict) -> None:
     existing = client.get(NODE_REPORT, node)
     if existing is None:
         body = {"apiVersion": NODE_REPORT_API_VERSION, "kind": "NodeReport",
-                "metadata": {"name": node, "labels": {NODE_LABEL: node}}, "spec": report}
+                "metadata": {"name": node, "labels": node_label(node)}, "spec": report}
         owner = client.get(NODE, node)
         if owner is not None and owner["metadata"].get("uid"):
             body["metadata"]["ownerReferences"] = [{

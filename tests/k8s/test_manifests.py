@@ -12,6 +12,7 @@ from kcm.certs import mint
 from kcm.manifests import (
     NODE_AGENT,
     Settings,
+    WebhookTls,
     cluster_objects,
     step_objects,
     to_yaml,
@@ -61,6 +62,26 @@ def test_everything_a_cluster_needs_in_apply_order(kcm):
         ("ServiceAccount", "kcm-webhook"), ("Secret", "kcm-webhook-tls"),
         ("Deployment", "kcm-webhook"), ("Service", "kcm-webhook"),
         ("MutatingWebhookConfiguration", "kcm-webhook")]
+
+
+def walk(value):
+    yield value
+    children = value.values() if isinstance(value, dict) else value if isinstance(
+        value, list) else []
+    for child in children:
+        yield from walk(child)
+
+
+def test_objects_are_written_as_the_server_stores_them():
+    """No field the API server drops or fills in (so a re-run finds them unchanged, and
+    server-side apply finds the ports' keys): no ``readOnly: false``, every port with
+    its protocol."""
+    objects = cluster_objects(Settings(), WebhookTls("ca", "cert", "key"))
+    nodes = [node for obj in objects for node in walk(obj) if isinstance(node, dict)]
+    assert not [node for node in nodes if node.get("readOnly") is False]
+    ports = [port for node in nodes for port in node.get("ports") or []
+             if isinstance(port, dict)]
+    assert ports and all(port.get("protocol") == "TCP" for port in ports)
 
 
 def test_rbac_is_least_privilege():

@@ -131,6 +131,20 @@ def test_publish_creates_then_updates_the_node_report(d1541_conf, api, tmp_path)
         "application/json-patch+json"]
 
 
+def test_publish_for_a_node_name_longer_than_a_label_value(d1541_conf, api, tmp_path):
+    """Node names may have 253 characters, label values 63: the report is still published."""
+    from tests.k8s.conftest import add_node, kubeconfig
+
+    kcm, conf = d1541_conf
+    name = "worker-" + "a" * 60 + ".example.com"
+    kcm.env.update({"KUBECONFIG": str(kubeconfig(api.url, tmp_path / "kubeconfig")),
+                    "KCM_API_RETRY_SECONDS": "3", "NODE_NAME": name})
+    add_node(api, name)
+    api.store.put(CRD_KIND, node_report_crd())
+    kcm.run("node-report", f"--conf-dir={conf}", "--publish", check=True)
+    assert api.store.get("kcm.dev", "nodereports", name)["spec"]["topology"]["cores"] == 8
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
