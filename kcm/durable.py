@@ -1,6 +1,6 @@
-"""Making writes survive a crash: the one place kcm writes a file durably (write a
-temporary file, fsync, rename over the target, fsync the directory), and fsync of
-files and directories.
+"""Making writes survive a crash: the file-system steps under every write kcm makes
+(write a file, fsync it, rename it over its target, fsync a directory, one syncfs for
+many files). ``kcm.state`` composes them into its atomic writes.
 
 Crash points: each step passes a named point (``opened``, ``written``, ``synced``,
 ``renamed``, ``dir-synced``). With ``KCM_CRASH_AT=POINT:N`` (tests only) the process
@@ -13,17 +13,19 @@ import os
 from kcm import env
 
 _crash = env.crash_at()
-_passes: dict[str, int] = {}
+_passes = 0
+SIGKILL = 9  # the signal module imports enum: milliseconds on isolate's path
 
 
 def crash_point(name: str) -> None:
+    global _passes
     if _crash is not None and _crash[0] == name:
-        _passes[name] = _passes.get(name, 0) + 1
-        if _passes[name] == _crash[1]:
-            os.kill(os.getpid(), 9)
+        _passes += 1
+        if _passes == _crash[1]:
+            os.kill(os.getpid(), SIGKILL)
 
 
-def write_synced(path: str, text: str, sync: bool = True) -> None:
+def write_file(path: str, text: str, sync: bool = True) -> None:
     """Create or truncate ``path`` (never through a symlink), write ``text``, fsync
     (unless ``sync`` is False: a file whose loss a crash may cost)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)

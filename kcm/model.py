@@ -121,6 +121,5 @@ class MemoryStore:
 
     def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task],
                    durable: bool = False) -> None:
-        self.config.pool(pool).cpu_lists[cpu_list.name].tasks = list(tasks)
-        cpu_list.tasks = list(tasks)
+        cpu_list.tasks = list(tasks)  # the very object load_pool/load_cpu_lists gave out
         self.writes += 1

@@ -38,7 +38,7 @@ import time
 
 from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
-from kcm.durable import fsync_path, rename, sync_filesystem, write_synced
+from kcm.durable import fsync_path, rename, sync_filesystem, write_file
 from kcm.errors import ConfigError, ConfigMissing, CpuListError, LockTimeout
 from kcm.model import Config, CpuList, Pool, Task, overlapping_cpus, valid_pool_name
 
@@ -137,10 +137,12 @@ class ConfigDir:
         commands that read them all (reconcile, describe, doctor, node-report)."""
         pools_dir = self._pools_dir()
         path = os.path.join(pools_dir, name)
-        kind = _entries(pools_dir).get(name) if valid_pool_name(name) else None
+        entries = _entries(pools_dir)
+        kind = entries.get(name) if valid_pool_name(name) else None
+        if kind is None:  # Config.pool says "unknown pool", naming the pools there are
+            Config(self.path, {other: Pool(other, False) for other in entries
+                               if valid_pool_name(other)}).pool(name)
         if kind != "dir":
-            Config(self.path, {pool: Pool(pool, False) for pool in _entries(pools_dir)
-                               if valid_pool_name(pool)}).pool(name)  # unknown: its error
             raise ConfigError(f"bad pool {kind} name {path}")
         pool = _load_pool(path, name)
         overlap = overlapping_cpus(Config(self.path, {name: pool}))
@@ -244,23 +246,23 @@ class ConfigDir:
         renamed into place. A crash leaves each file old or new, never torn; the renames
         are not synced (a lost one leaves dead tasks for the next pass)."""
         staged = []
+        temps: list[str] = []
         try:
             for pool, cpu_list, tasks in changes:
                 directory = self._join("pools", pool, cpu_list.name)
                 temp, stamp = _write_temp(os.path.join(directory, "tasks"),
                                           _format_tasks(tasks), sync=False)
-                staged.append((directory, temp, None, cpu_list, tasks, stamp))
+                temps.append(temp)
                 stamps = [s for s in (cpu_list.stamp, stamp) if s is not None]
                 info, _ = _write_temp(os.path.join(directory, "task-info"),
                                       _format_info(tasks, stamps), sync=False)
-                staged[-1] = (directory, temp, info, cpu_list, tasks, stamp)
-            if staged:
-                sync_filesystem(self.path, [name for entry in staged for name in entry[1:3]])
+                temps.append(info)
+                staged.append((directory, temp, info, cpu_list, tasks, stamp))
+            if temps:
+                sync_filesystem(self.path, temps)
         except BaseException:
-            for entry in staged:
-                for name in entry[1:3]:
-                    if name:
-                        _unlink_quietly(name)
+            for name in temps:
+                _unlink_quietly(name)
             raise
         for directory, temp, info, cpu_list, tasks, stamp in staged:
             _rename(temp, os.path.join(directory, "tasks"), sync_dir=False)
@@ -376,11 +378,11 @@ class ConfigDir:
             for name, (exclusive, lists) in sorted(wanted.items()):
                 pool_dir = os.path.join(root, name)
                 os.mkdir(pool_dir)
-                write_synced(os.path.join(pool_dir, "exclusive"), "1" if exclusive else "0")
+                write_file(os.path.join(pool_dir, "exclusive"), "1" if exclusive else "0")
                 for cpus in lists:
                     list_dir = os.path.join(pool_dir, format_cpulist(cpus))
                     os.mkdir(list_dir)
-                    write_synced(os.path.join(list_dir, "tasks"), "")
+                    write_file(os.path.join(list_dir, "tasks"), "")
                     fsync_path(list_dir)
                 fsync_path(pool_dir)
             fsync_path(root)
@@ -635,7 +637,7 @@ def _write_temp(path: str, text: str, sync: bool = True) -> tuple[str, tuple[int
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f"{TMP_PREFIX}{name}-{os.getpid()}")
     try:
-        write_synced(temp, text, sync)
+        write_file(temp, text, sync)
         info = os.stat(temp)
     except OSError as error:
         _unlink_quietly(temp)
