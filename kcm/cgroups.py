@@ -5,7 +5,9 @@ Version rules kept here: v1 needs a child's cpuset inside its parent's and
 ``cpuset.mems`` set (an ancestor is widened, never narrowed, when a container needs
 more); v2 reports what a cgroup really gets in ``cpuset.cpus.effective``. Nothing is
 written outside the root given, no symlink is followed, an empty cpuset is never
-written, and a cgroup that vanishes mid-pass is skipped.
+written, and a cgroup that vanishes mid-pass is skipped. Kernels before 6.2 reset the
+affinity of every task in a cpuset whose CPUs change (both versions); kcm puts back
+what each thread had chosen, as newer kernels do themselves.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
+from kcm.enforcement import affinities_to_restore
 from kcm.errors import CpuListError, KcmError
 from kcm.kernfs import VANISHED, write_value
 
@@ -127,13 +130,44 @@ def write_cpus(hierarchy: Hierarchy, root: str, path: str, cpus: CpuSet) -> str 
     if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
         return f"{path} is outside {root}"
     if hierarchy.version == 1:
-        problem = _widen_ancestors(root, path, cpus)
+        problem = _widen_ancestors(hierarchy, root, path, cpus)
         if problem:
             return problem
-    return write_value(os.path.join(path, "cpuset.cpus"), format_cpulist(cpus))
+    return _write_keeping_affinities(hierarchy, path, cpus)
 
 
-def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
+def _write_keeping_affinities(hierarchy: Hierarchy, directory: str, cpus: CpuSet
+                              ) -> str | None:
+    """Write ``cpuset.cpus``, then give back each thread in the cgroup the affinity it
+    had chosen (within the new CPUs) if the kernel reset it. On a kernel that keeps
+    affinities itself (6.2 and later) this reads them and writes nothing."""
+    old = effective_cpus(hierarchy, directory)
+    tasks_file = "tasks" if hierarchy.version == 1 else "cgroup.threads"
+    before = _affinities(_read(os.path.join(directory, tasks_file), "").split())
+    problem = write_value(os.path.join(directory, "cpuset.cpus"), format_cpulist(cpus))
+    new = effective_cpus(hierarchy, directory)
+    if problem is None and old is not None and new is not None and before:
+        after = _affinities(before)
+        for tid, chosen in affinities_to_restore(before, after, old, new).items():
+            try:
+                os.sched_setaffinity(tid, chosen)
+            except OSError:
+                pass  # the thread ended, or moved to a cgroup without these CPUs
+    return problem
+
+
+def _affinities(tids) -> dict[int, CpuSet]:
+    found = {}
+    for tid in tids:
+        try:
+            found[int(tid)] = frozenset(os.sched_getaffinity(int(tid)))
+        except (OSError, ValueError):
+            pass  # gone, or not in this PID namespace
+    return found
+
+
+def _widen_ancestors(hierarchy: Hierarchy, root: str, path: str, cpus: CpuSet
+                     ) -> str | None:
     relative = os.path.relpath(os.path.dirname(path), root)
     parts = [] if relative == "." else relative.split(os.sep)
     # The root first: a child must fit inside its parent.
@@ -147,8 +181,8 @@ def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
         except CpuListError:
             return f"cannot read {directory}/cpuset.cpus"
         if missing:
-            problem = write_value(os.path.join(directory, "cpuset.cpus"),
-                             format_cpulist(parse_cpulist(have) | cpus))
+            problem = _write_keeping_affinities(hierarchy, directory,
+                                                parse_cpulist(have) | cpus)
             if problem:
                 return problem
     for directory in [*chain, path]:
@@ -158,7 +192,6 @@ def _widen_ancestors(root: str, path: str, cpus: CpuSet) -> str | None:
             if problem:
                 return problem
     return None
-
 
 
 def _read(path: str, default):

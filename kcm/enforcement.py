@@ -34,6 +34,21 @@ def held_cpus(holders: list[Holder]) -> CpuSet:
     return frozenset().union(*(holder.cpus for holder in holders))
 
 
+def affinities_to_restore(before: dict[int, CpuSet], after: dict[int, CpuSet],
+                          old: CpuSet, new: CpuSet) -> dict[int, CpuSet]:
+    """Threads whose chosen affinity a cpuset change from ``old`` to ``new`` reset
+    (kernels before 6.2 do), and what to give back: what each had chosen, within
+    ``new``. A thread that had all of ``old`` chose nothing (it follows its cgroup);
+    one that chose only CPUs now gone keeps what the kernel gave it."""
+    restore = {}
+    for tid, chosen in before.items():
+        want = chosen & new
+        if chosen == old or not want or tid not in after or after[tid] == want:
+            continue
+        restore[tid] = want
+    return restore
+
+
 def plan_cpusets(online: CpuSet, holders: list[Holder], current: dict[str, CpuSet]
                  ) -> dict[str, CpuSet]:
     """The cpuset each container cgroup should have; ``current`` maps every container

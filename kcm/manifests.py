@@ -277,13 +277,17 @@ def _container(settings: Settings, name: str, args: list[str], *, conf_writable:
 def _enforce_container(settings: Settings) -> dict:
     """``kcm enforce --interval``: the only container that writes the host's cgroup
     cpusets (and, with --steer-irqs added, /proc/irq), so the only one with those mounts
-    writable; still not privileged, no capabilities (root owns those files)."""
+    writable; still not privileged (root owns those files). Its one capability,
+    SYS_NICE, lets it give back a thread's CPU affinity that a cpuset change reset
+    (kernels before 6.2), whoever the thread runs as."""
     container = _container(settings, "enforce",
                            ["enforce", f"--conf-dir={settings.conf_dir}",
                             f"--interval={_number(settings.reconcile_interval)}"],
                            conf_writable=True)
     container["env"] = [{"name": "KCM_CONF_DIR", "value": settings.conf_dir},
                         {"name": "KCM_PROC_FS", "value": ENFORCE_PROC}]
+    container["securityContext"] = {**_NODE_SECURITY,
+                                    "capabilities": {"drop": ["ALL"], "add": ["SYS_NICE"]}}
     container["volumeMounts"] = [
         {"name": "kcm-conf", "mountPath": settings.conf_dir},
         {"name": "host-proc", "mountPath": ENFORCE_PROC},
@@ -385,6 +389,9 @@ def node_daemonset(settings: Settings) -> dict:
     spec = _pod_spec(settings, containers, init_containers, install=True)
     spec["volumes"].append({"name": "host-cgroup",
                             "hostPath": {"path": HOST_CGROUP, "type": "Directory"}})
+    # The host's PID namespace: a cgroup's task list names only the threads of the
+    # reader's namespace, and enforce puts back their affinities by thread ID.
+    spec["hostPID"] = True
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": _meta(NODE_AGENT, settings, "node-agent"),

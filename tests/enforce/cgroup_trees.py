@@ -10,6 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
+from kcm.cpuset import parse_cpulist
+
 V1_CPUSET = Path("/sys/fs/cgroup/cpuset")
 
 
@@ -55,6 +57,9 @@ class Tree:
     def cpus(self, container: str) -> str:
         name = "cpuset.effective_cpus" if self.version == 1 else "cpuset.cpus.effective"
         return (self.containers[container] / name).read_text().strip()
+
+    def cpu_set(self, container: str) -> set[int]:
+        return set(parse_cpulist(self.cpus(container)))
 
     def cleanup(self) -> None:
         for proc in self.procs:
@@ -103,12 +108,17 @@ class CpusetOnV2:
             import pytest
 
             pytest.skip("cannot move cpuset to cgroup v2 here: umount of the v1 hierarchy "
-                        f"failed ({unmounted.stderr.strip()})")
+                        f"failed ({unmounted.stderr.strip()}); "
+                        "tests/enforce/test_other_kernel.py runs this in a VM")
         deadline = time.monotonic() + 10
         while "cpuset" not in (UNIFIED / "cgroup.controllers").read_text().split():
             if time.monotonic() > deadline:
                 self.__exit__()
-                raise RuntimeError("cpuset did not appear in cgroup v2")
+                import pytest
+
+                pytest.skip("cannot move cpuset to cgroup v2 here: the v1 hierarchy lives "
+                            "on after its umount (something holds it open); "
+                            "tests/enforce/test_other_kernel.py runs this in a VM")
             time.sleep(0.05)
         (UNIFIED / "cgroup.subtree_control").write_text("+cpuset")
         return UNIFIED

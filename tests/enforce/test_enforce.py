@@ -91,6 +91,40 @@ def test_the_loop_reacts_to_a_grant_and_a_release_without_waiting_for_the_interv
     assert loop.returncode == 0
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 3,
+                    reason="needs three CPUs (scripts/kernel-vm.sh gives its guest three)")
+def test_a_pinned_thread_keeps_its_affinity_when_its_container_changes(kcm, tree, tmp_path):
+    """Kernels before 6.2 reset every task of a cpuset whose CPUs change to the whole new
+    set: a shared-pool workload pinned to CPU 0 would spread onto CPU 1 when its
+    container gets CPU 1 back. Only an older kernel can fail this: tests/enforce/
+    test_other_kernel.py runs it on Debian's 6.1 in a VM (v1 here, v2 in
+    test_enforce_v2.py)."""
+    pinned_thread_keeps_its_affinity(kcm, tree, tmp_path)
+
+
+def pinned_thread_keeps_its_affinity(kcm, tree, tmp_path):
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["1", "2"]),
+                                        "infra": (False, ["0"])})
+    holder = isolate_in(tree, kcm, conf, "ctr-b")
+    (held,) = wait_for(lambda: recorded_workloads(conf))
+    enforce(kcm, conf, tree)
+    others = {0, 1, 2} - os.sched_getaffinity(held[0])
+    assert tree.cpu_set("ctr-a") == others
+    infra = isolate_in(tree, kcm, conf, "ctr-a", pool="infra")
+    wait_for(lambda: len(recorded_workloads(conf)) == 2)
+    free = tree.start("ctr-a", ["sleep", "60"])
+    wait_for(lambda: os.sched_getaffinity(free.pid) == others)
+    holder.terminate()
+    holder.wait(10)
+    (pinned,) = wait_for(lambda: [pid for pid, _ in recorded_workloads(conf)]
+                         if len(recorded_workloads(conf)) == 1 else None)
+    assert os.sched_getaffinity(pinned) == {0} and infra.poll() is None
+    report = enforce(kcm, conf, tree)
+    assert report["held"] == "" and tree.cpu_set("ctr-a") == {0, 1, 2}
+    assert os.sched_getaffinity(pinned) == {0}
+    assert os.sched_getaffinity(free.pid) == {0, 1, 2}  # it chose nothing: it follows
+
+
 def test_a_container_confined_before_its_grant_still_gets_its_cpu(kcm, conf, tree):
     """The trap that broke CMK: ctr-a was confined to the shared CPU while another
     container held CPU 1; the holder dies, and a workload in ctr-a takes CPU 1. Its

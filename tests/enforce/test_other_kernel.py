@@ -1,0 +1,43 @@
+"""The enforcement tests that only another kernel can fail, run on one: Debian's 6.1
+(older than 6.2, where a cpuset change resets affinities) in a qemu guest, where the
+cpuset controller can also move to cgroup v2 (this machine's init holds it in v1).
+The guest sees this checkout and its venv read-only (scripts/kernel-vm.sh)."""
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_GUEST = [
+    "tests/enforce/test_enforce.py::"
+    "test_a_pinned_thread_keeps_its_affinity_when_its_container_changes",
+    "tests/enforce/test_enforce_v2.py",
+]
+
+
+def why_not() -> str | None:
+    if platform.machine() != "x86_64":
+        return "the guest kernel is Debian's amd64 kernel"
+    if os.geteuid() != 0:
+        return "needs root (qemu and a kernel from apt, cgroups in the guest)"
+    if not shutil.which("qemu-system-x86_64") and not shutil.which("apt-get"):
+        return "no qemu-system-x86_64 and no apt-get to install it"
+    return None
+
+
+@pytest.mark.skipif(why_not() is not None, reason=str(why_not()))
+def test_enforcement_on_kernel_6_1_with_cgroup_v1_and_v2():
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts/kernel-vm.sh"), "run", str(ROOT), sys.executable,
+         "-m", "pytest", "-p", "no:cacheprovider", "--color=no", "-q", "-rs", *IN_GUEST],
+        capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    summary = output.strip().splitlines()[-1]
+    assert re.fullmatch(r"3 passed in [\d.]+s", summary), output
