@@ -11,10 +11,16 @@ got on the dataplane CPU (their CPU time, apportioned by sampling the CPU they r
 every millisecond). Then enforce's reaction time: with ``kcm enforce --interval=600``
 running, the time from a grant (and a release) to the neighbours' cgroup cpuset
 changing, over 20 grants. Real cgroup v1 cpusets (a private tree, removed afterwards).
+
+For timer-driven workloads: ``cyclictest`` (Debian's rt-tests) in place of the probe,
+one thread waking every 1 ms for {seconds:g} s, as SCHED_OTHER and as SCHED_FIFO 80; its
+minimum, average and maximum wake-up latency, in the same three cases.
 """
 
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,18 +75,9 @@ def last_cpu(pid: int) -> int | None:
 
 
 def scenario(tree: Tree, conf: Path, neighbours: int, enforce: bool) -> dict:
-    every_cpu = os.sched_getaffinity(0) | {0, 1}
-    noisy = [tree.start("ctr-b", [sys.executable, "-c", BUSY],
-                        preexec_fn=lambda: os.sched_setaffinity(0, every_cpu))
-             for _ in range(neighbours)]
     warmup = 1.0
-    probe = tree.start("ctr-a", [KCM, "isolate", f"--conf-dir={conf}", "--pool=dataplane",
-                                 sys.executable, "-c", PROBE, str(warmup), str(SECONDS)],
-                       stdout=subprocess.PIPE, text=True)
-    wait_for(lambda: recorded_workloads(conf))
-    if enforce:
-        subprocess.run([KCM, "enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}"],
-                       check=True, capture_output=True)
+    noisy, probe = start_beside_neighbours(
+        tree, conf, neighbours, enforce, [sys.executable, "-c", PROBE, str(warmup), str(SECONDS)])
     time.sleep(max(0.0, warmup - 0.2))  # the bench's own pacing, not a test's wait
     samples = {pid: [] for pid in (p.pid for p in noisy)}
     before = {pid: cpu_seconds(pid) for pid in samples}
@@ -107,6 +104,54 @@ def scenario(tree: Tree, conf: Path, neighbours: int, enforce: bool) -> dict:
     result = json.loads(out)
     result["neighbour_ms_on_dataplane"] = on_dataplane * 1000
     return result
+
+
+def start_beside_neighbours(tree: Tree, conf: Path, neighbours: int, enforce: bool,
+                            argv: list[str]) -> tuple[list[subprocess.Popen], subprocess.Popen]:
+    """Busy neighbours in ctr-b (all CPUs), then ``argv`` through ``kcm isolate`` on the
+    dataplane CPU in ctr-a; with ``enforce``, one enforce pass once it is granted."""
+    every_cpu = os.sched_getaffinity(0) | {0, 1}
+    noisy = [tree.start("ctr-b", [sys.executable, "-c", BUSY],
+                        preexec_fn=lambda: os.sched_setaffinity(0, every_cpu))
+             for _ in range(neighbours)]
+    workload = tree.start("ctr-a", [KCM, "isolate", f"--conf-dir={conf}", "--pool=dataplane",
+                                    *argv], stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: recorded_workloads(conf))
+    if enforce:
+        subprocess.run([KCM, "enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}"],
+                       check=True, capture_output=True)
+    return noisy, workload
+
+
+def timer_scenario(tree: Tree, conf: Path, neighbours: int, enforce: bool,
+                   policy: list[str]) -> dict[str, int]:
+    """cyclictest's wake-up latency (us) on the dataplane CPU."""
+    noisy, workload = start_beside_neighbours(
+        tree, conf, neighbours, enforce,
+        ["cyclictest", "-t1", *policy, "-i1000", f"-D{SECONDS:g}", "-q", "-m"])
+    out, _ = workload.communicate(timeout=SECONDS + 30)
+    for proc in noisy:
+        proc.kill()
+        proc.wait()
+    found = re.search(r"Min:\s*(\d+).*Avg:\s*(\d+)\s+Max:\s*(\d+)", out)
+    if not found:
+        raise RuntimeError(f"cyclictest said: {out!r}")
+    return dict(zip(("min", "avg", "max"), map(int, found.groups()), strict=True))
+
+
+def timer_rows(tree: Tree, conf: Path) -> list[str]:
+    if not shutil.which("cyclictest"):
+        return ["_cyclictest not run: install Debian's rt-tests._"]
+    lines = ["| timer wake-ups (cyclictest, 1 ms) | case | min us | avg us | max us |",
+             "|---|---|---|---|---|"]
+    for name, policy in (("SCHED_OTHER", ["--policy=other"]), ("SCHED_FIFO 80", ["-p80"])):
+        for case, neighbours, enforce in (("idle", 0, False),
+                                          ("neighbours, enforcement off", 2, False),
+                                          ("neighbours, enforcement on", 2, True)):
+            latency = timer_scenario(tree, conf, neighbours, enforce, policy)
+            lines.append(f"| {name} | {case} | {latency['min']} | {latency['avg']} | "
+                         f"{latency['max']} |")
+    return lines
 
 
 def reaction(tree: Tree, conf: Path, grants: int = 20) -> tuple[list[float], list[float]]:
@@ -154,6 +199,7 @@ def run() -> str:
         subprocess.run([KCM, "enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}"],
                        check=True, capture_output=True)
         taken, given = reaction(tree, conf)
+        timers = timer_rows(tree, conf)
     finally:
         tree.cleanup()
         os.sched_setaffinity(0, own)
@@ -169,7 +215,7 @@ def run() -> str:
               f"| a grant | {len(taken)} | {statistics.median(taken) * 1000:.1f} | "
               f"{max(taken) * 1000:.1f} |",
               f"| a release | {len(given)} | {statistics.median(given) * 1000:.1f} | "
-              f"{max(given) * 1000:.1f} |"]
+              f"{max(given) * 1000:.1f} |", "", *timers]
     return "\n".join(lines)
 
 
