@@ -22,7 +22,9 @@ prepare() {
     mkdir -p "$CACHE"
     exec 8>"$CACHE/.lock"
     flock 8
-    [ -s "$CACHE/initrd.cpio.gz" ] && [ -s "$CACHE/vmlinuz" ] && return 0
+    # The initramfs is rebuilt whenever the guest's init script changes.
+    INITRD=$CACHE/initrd-$(sha256sum "$(dirname "$0")/kernel-vm-init" | cut -c1-12).cpio.gz
+    [ -s "$INITRD" ] && [ -s "$CACHE/vmlinuz" ] && return 0
     if ! command -v qemu-system-x86_64 >/dev/null; then
         (apt-get install -y -qq --no-install-recommends qemu-system-x86 ||
          (apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-x86)) >/dev/null
@@ -45,7 +47,8 @@ prepare() {
     chmod 755 "$initrd/init"
     (cd "$initrd" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$CACHE/.initrd.tmp"
     cp "$work"/deb/root/boot/vmlinuz-* "$CACHE/.vmlinuz.tmp"
-    mv "$CACHE/.initrd.tmp" "$CACHE/initrd.cpio.gz"
+    rm -f "$CACHE"/initrd-*.cpio.gz
+    mv "$CACHE/.initrd.tmp" "$INITRD"
     mv "$CACHE/.vmlinuz.tmp" "$CACHE/vmlinuz"
     rm -rf "$work"
 }
@@ -60,7 +63,7 @@ run() {
     printf '%s' "$dir" > "$share/dir"
     # TCG, not KVM: KVM in a guest of these VMs hangs before the kernel prints anything.
     timeout 900 qemu-system-x86_64 -accel tcg -smp 3 -m 2048 -nographic -no-reboot \
-        -nic none -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initrd.cpio.gz" \
+        -nic none -kernel "$CACHE/vmlinuz" -initrd "$INITRD" \
         -append "console=ttyS0 quiet panic=-1" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$share,mount_tag=out,security_model=none,multidevs=remap" \

@@ -4,13 +4,14 @@ back to v1 afterwards, also when a test fails."""
 
 import json
 import os
+import subprocess
 
 import pytest
 
 from tests.conftest import KCM
 from tests.enforce.cgroup_trees import CpusetOnV2, Tree, v2_available
 from tests.enforce.test_enforce import pinned_thread_keeps_its_affinity
-from tests.integration.workloads import make_conf, recorded_workloads, wait_for
+from tests.integration.workloads import make_conf, read_lines, recorded_workloads, wait_for
 
 pytestmark = pytest.mark.skipif(v2_available() is not None, reason=str(v2_available()))
 
@@ -54,3 +55,23 @@ def test_v2_confines_other_containers_and_gives_back(kcm, tree, tmp_path):
                     reason="needs three CPUs (scripts/kernel-vm.sh gives its guest three)")
 def test_v2_a_pinned_thread_keeps_its_affinity_when_its_container_changes(kcm, tree, tmp_path):
     pinned_thread_keeps_its_affinity(kcm, tree, tmp_path)
+
+
+def test_v2_the_loop_reacts_to_a_grant_and_a_release(kcm, tree, tmp_path):
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["1"]), "infra": (False, ["0"])})
+    noisy = tree.start("ctr-b", ["sleep", "60"])
+    online = os.sched_getaffinity(noisy.pid)
+    loop = kcm.popen("enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}",
+                     "--interval=600", stdout=subprocess.PIPE, text=True)
+    try:
+        read_lines(loop, 1)  # the first pass is done; the next is 10 minutes away
+        holder = tree.start("ctr-a", [KCM, "isolate", f"--conf-dir={conf}",
+                                      "--pool=dataplane", "sleep", "60"], env=kcm.env)
+        wait_for(lambda: os.sched_getaffinity(noisy.pid) == online - {1}, timeout=30)
+        holder.terminate()
+        holder.wait(30)
+        wait_for(lambda: os.sched_getaffinity(noisy.pid) == online, timeout=30)
+    finally:
+        loop.terminate()
+    loop.communicate(timeout=30)
+    assert loop.returncode == 0
