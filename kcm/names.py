@@ -50,3 +50,8 @@ def is_kcm_resource(name: str, prefix: str) -> bool:
     """Whether a container's resource request names anything under kcm's prefix (a pool
     resource or any other ``<prefix>/*`` name: both make a pod a kcm workload)."""
     return name.startswith(f"{prefix}/")
+
+MIN_KUBERNETES_FOR_WEBHOOK = (1, 28)
+"""The oldest Kubernetes whose API server applies the webhook's ``matchConditions`` by
+default (beta in 1.28, GA in 1.30; alpha and off in 1.27). An older server drops the
+field and sends every pod in the cluster to a webhook that fails closed."""

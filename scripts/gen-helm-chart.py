@@ -3,8 +3,12 @@
 truth for kcm's Kubernetes objects. ``--check`` exits 1 when the chart is stale.
 
 The objects are rendered with placeholder values, dumped as YAML, and the placeholders
-replaced by the chart's template expressions; the webhook's certificate comes from
-Helm's genCA/genSignedCert.
+replaced by the chart's template expressions. The chart installs into the release's
+namespace and has no Namespace object of its own (``helm install --create-namespace``
+makes it). The webhook's certificate comes from Helm's genCA/genSignedCert on the first
+install and is read back from its Secret (``lookup``) on every upgrade, so the pods keep
+serving the certificate the API server trusts. The webhook refuses to install on an API
+server older than MIN_KUBERNETES_FOR_WEBHOOK unless ``webhook.allowOldKubernetes``.
 """
 
 import argparse
@@ -22,12 +26,13 @@ from kcm.manifests import (  # noqa: E402
     cluster_objects,
     to_yaml,
 )
+from kcm.names import MIN_KUBERNETES_FOR_WEBHOOK  # noqa: E402
 
 CHART = ROOT / "deploy" / "helm" / "kcm"
 
 # placeholder -> (template expression, default value for values.yaml path)
+NAMESPACE = "ZZNAMESPACEZZ"
 VALUES = {
-    "namespace": ("ZZNAMESPACEZZ", "kcm-system"),
     "image": ("ZZIMAGEZZ", f"ghcr.io/kcm-project/kcm:{__version__}"),
     "confDir": ("ZZCONFDIRZZ", "/etc/kcm"),
     "installDir": ("ZZINSTALLDIRZZ", "/opt/bin"),
@@ -44,22 +49,38 @@ VALUES = {
 }
 TLS = WebhookTls(ca="ZZTLSCAZZ", cert="ZZTLSCERTZZ", key="ZZTLSKEYZZ")
 TLS_EXPRESSIONS = {
-    "WlpUTFNDQVpa": "{{ $ca.Cert | b64enc }}",          # base64("ZZTLSCAZZ")
-    "WlpUTFNDRVJUWlo=": "{{ $cert.Cert | b64enc }}",    # base64("ZZTLSCERTZZ")
-    "WlpUTFNLRVlaWg==": "{{ $cert.Key | b64enc }}",     # base64("ZZTLSKEYZZ")
+    "WlpUTFNDQVpa": "{{ $caCrt }}",       # base64("ZZTLSCAZZ")
+    "WlpUTFNDRVJUWlo=": "{{ $tlsCrt }}",  # base64("ZZTLSCERTZZ")
+    "WlpUTFNLRVlaWg==": "{{ $tlsKey }}",  # base64("ZZTLSKEYZZ")
 }
-TLS_HEADER = """{{- $service := printf "kcm-webhook.%s" .Values.namespace }}
-{{- $local := printf "%s.svc.cluster.local" $service }}
-{{- $names := list "kcm-webhook" $service (printf "%s.svc" $service) $local }}
-{{- $ca := genCA "kcm webhook CA" 3650 }}
-{{- $cert := genSignedCert (printf "%s.svc" $service) nil $names 3650 $ca }}
+MAJOR, MINOR = MIN_KUBERNETES_FOR_WEBHOOK
+WEBHOOK_HEADER = f"""{{{{- if and (not .Values.webhook.allowOldKubernetes) (semverCompare "<{MAJOR}.{MINOR}.0-0" .Capabilities.KubeVersion.Version) }}}}
+{{{{- fail (printf "kcm's webhook needs Kubernetes {MAJOR}.{MINOR} or newer (its matchConditions), this cluster is %s: set webhook.enabled=false to install kcm without it, or webhook.allowOldKubernetes=true if the API server has the AdmissionWebhookMatchConditions feature gate on" .Capabilities.KubeVersion.Version) }}}}
+{{{{- end }}}}
+{{{{- $secret := lookup "v1" "Secret" .Release.Namespace "kcm-webhook-tls" }}}}
+{{{{- $caCrt := "" }}}}
+{{{{- $tlsCrt := "" }}}}
+{{{{- $tlsKey := "" }}}}
+{{{{- if and $secret $secret.data }}}}
+{{{{- $caCrt = index $secret.data "ca.crt" }}}}
+{{{{- $tlsCrt = index $secret.data "tls.crt" }}}}
+{{{{- $tlsKey = index $secret.data "tls.key" }}}}
+{{{{- else }}}}
+{{{{- $service := printf "kcm-webhook.%s" .Release.Namespace }}}}
+{{{{- $names := list "kcm-webhook" $service (printf "%s.svc" $service) (printf "%s.svc.cluster.local" $service) }}}}
+{{{{- $ca := genCA "kcm webhook CA" 3650 }}}}
+{{{{- $cert := genSignedCert (printf "%s.svc" $service) nil $names 3650 $ca }}}}
+{{{{- $caCrt = $ca.Cert | b64enc }}}}
+{{{{- $tlsCrt = $cert.Cert | b64enc }}}}
+{{{{- $tlsKey = $cert.Key | b64enc }}}}
+{{{{- end }}}}
 """
 
 
 def placeholder_settings() -> Settings:
     v = {key: placeholder for key, (placeholder, _) in VALUES.items()}
     return Settings(
-        namespace=v["namespace"], image=v["image"], conf_dir=v["confDir"],
+        namespace=NAMESPACE, image=v["image"], conf_dir=v["confDir"],
         install_dir=v["installDir"], num_dp_cores=v["numDpCores"], num_cp_cores=v["numCpCores"],
         dp_mode=v["dpMode"], cp_mode=v["cpMode"], reconcile_interval=v["reconcileInterval"],
         report_interval=v["reportInterval"],
@@ -70,6 +91,9 @@ def placeholder_settings() -> Settings:
 
 
 def templated(text: str) -> str:
+    text = re.sub(rf"(: |- ){NAMESPACE}$", r"\g<1>{{ .Release.Namespace | quote }}", text,
+                  flags=re.MULTILINE)
+    text = text.replace(NAMESPACE, "{{ .Release.Namespace }}")
     for key, (placeholder, default) in VALUES.items():
         if isinstance(default, str):
             # A whole YAML scalar: quote it, so "true" or "8" stay strings.
@@ -89,7 +113,8 @@ def templated(text: str) -> str:
 
 
 def chart_files() -> dict[str, str]:
-    objects = cluster_objects(placeholder_settings(), TLS)
+    objects = [o for o in cluster_objects(placeholder_settings(), TLS)
+               if o["kind"] != "Namespace"]
     webhook_kinds = {"Secret", "Deployment", "Service", "MutatingWebhookConfiguration"}
     core = [o for o in objects if o["kind"] not in webhook_kinds
             and o["metadata"]["name"] != "kcm-webhook"]
@@ -98,14 +123,14 @@ def chart_files() -> dict[str, str]:
     values = "\n".join(f"{key}: {default}" for key, (_, default) in VALUES.items()
                        if "." not in key)
     values += ("\nnodeSelector:\n  key: kcm.dev/enabled\n  value: \"true\"\ntaint: false\n"
-               "webhook:\n  enabled: true\n  replicas: 2\n")
+               "webhook:\n  enabled: true\n  replicas: 2\n  allowOldKubernetes: false\n")
     return {
         "Chart.yaml": (f"apiVersion: v2\nname: kcm\ndescription: CPU manager for Kubernetes "
                        f"nodes\ntype: application\nversion: {__version__}\n"
                        f"appVersion: \"{__version__}\"\n"),
         "values.yaml": header + values,
         "templates/kcm.yaml": header + templated(to_yaml(core)),
-        "templates/webhook.yaml": header + "{{- if .Values.webhook.enabled }}\n" + TLS_HEADER
+        "templates/webhook.yaml": header + "{{- if .Values.webhook.enabled }}\n" + WEBHOOK_HEADER
         + templated(to_yaml(webhook)) + "{{- end }}\n",
     }
 

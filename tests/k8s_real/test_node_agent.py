@@ -4,7 +4,6 @@ succeeds, and the audit log proves that every verb the role grants is used (an e
 verb fails the test as surely as a missing one, which fails with 403)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -20,13 +19,15 @@ POOLS = {"dataplane": (True, ["1"]), "infra": (False, ["0"])}
 
 
 @pytest.fixture(scope="module")
-def manifests(cluster, tmp_path_factory) -> Path:
+def manifests(cluster, tmp_path_factory):
     """``kcm manifests`` applied by the cluster admin, as an operator would (without the
     webhook, whose ``matchConditions`` a 1.20 server does not know)."""
     path = tmp_path_factory.mktemp("manifests") / "kcm.yaml"
     path.write_text(cluster.run([KCM, "manifests", "--no-webhook"]).stdout)
     cluster.kubectl("apply", "-f", str(path))
-    return path
+    yield path
+    # Cluster-wide objects go, so that other tests (Helm's) can own them.
+    cluster.kubectl("delete", "-f", str(path), "--wait=false")
 
 
 def add_node(cluster, name: str) -> None:
