@@ -144,6 +144,16 @@ class KubeClient:
         return self._call(what, lambda: _as_dict(self._client.patch(
             target, name, patch, namespace=namespace, patch_type=patch_type)))
 
+    def server_version(self) -> dict:
+        """The API server's ``/version`` (major, minor, gitVersion, ...)."""
+        def fetch() -> dict:
+            # lightkube has no call for /version: its HTTP client has the base URL and auth.
+            response = self._client._client._client.get("/version")
+            response.raise_for_status()
+            return response.json()
+
+        return self._call("get the server version", fetch)
+
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         """Delete; False when it was already gone."""
         try:

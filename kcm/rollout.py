@@ -7,6 +7,7 @@ import time
 
 from kcm.errors import KcmError
 from kcm.k8s import NODE, POD, Kind, KubeClient
+from kcm.names import MIN_KUBERNETES_FOR_WEBHOOK
 from kcm.node_patch import is_ready
 
 KINDS = {
@@ -29,6 +30,25 @@ KINDS = {
 }
 STEPS = ("init", "install", "discover")
 POLL_SECONDS = 0.5
+
+
+def version_of(info: dict) -> tuple[int, int]:
+    """(major, minor) of a ``/version`` answer; providers add suffixes ("28+")."""
+    try:
+        return (int("".join(c for c in str(info.get("major")) if c.isdigit())),
+                int("".join(c for c in str(info.get("minor")) if c.isdigit())))
+    except ValueError:
+        raise KcmError(f"cannot read the API server's version from {info}") from None
+
+
+def check_server_version(info: dict, webhook: bool) -> None:
+    """Refuse a server too old for the webhook's ``matchConditions``: it would drop the
+    field and send every pod of the cluster to a webhook that fails closed."""
+    if webhook and version_of(info) < MIN_KUBERNETES_FOR_WEBHOOK:
+        major, minor = MIN_KUBERNETES_FOR_WEBHOOK
+        raise KcmError(f"the API server is {info.get('gitVersion') or version_of(info)}; "
+                       f"kcm's webhook needs Kubernetes {major}.{minor} or newer (its "
+                       "matchConditions): upgrade, or run with --no-webhook")
 
 
 def kind_of(obj: dict) -> Kind:

@@ -54,27 +54,33 @@ TLS_EXPRESSIONS = {
     "WlpUTFNLRVlaWg==": "{{ $tlsKey }}",  # base64("ZZTLSKEYZZ")
 }
 MAJOR, MINOR = MIN_KUBERNETES_FOR_WEBHOOK
-WEBHOOK_HEADER = f"""{{{{- if and (not .Values.webhook.allowOldKubernetes) (semverCompare "<{MAJOR}.{MINOR}.0-0" .Capabilities.KubeVersion.Version) }}}}
-{{{{- fail (printf "kcm's webhook needs Kubernetes {MAJOR}.{MINOR} or newer (its matchConditions), this cluster is %s: set webhook.enabled=false to install kcm without it, or webhook.allowOldKubernetes=true if the API server has the AdmissionWebhookMatchConditions feature gate on" .Capabilities.KubeVersion.Version) }}}}
-{{{{- end }}}}
-{{{{- $secret := lookup "v1" "Secret" .Release.Namespace "kcm-webhook-tls" }}}}
-{{{{- $caCrt := "" }}}}
-{{{{- $tlsCrt := "" }}}}
-{{{{- $tlsKey := "" }}}}
-{{{{- if and $secret $secret.data }}}}
-{{{{- $caCrt = index $secret.data "ca.crt" }}}}
-{{{{- $tlsCrt = index $secret.data "tls.crt" }}}}
-{{{{- $tlsKey = index $secret.data "tls.key" }}}}
-{{{{- else }}}}
-{{{{- $service := printf "kcm-webhook.%s" .Release.Namespace }}}}
-{{{{- $names := list "kcm-webhook" $service (printf "%s.svc" $service) (printf "%s.svc.cluster.local" $service) }}}}
-{{{{- $ca := genCA "kcm webhook CA" 3650 }}}}
-{{{{- $cert := genSignedCert (printf "%s.svc" $service) nil $names 3650 $ca }}}}
-{{{{- $caCrt = $ca.Cert | b64enc }}}}
-{{{{- $tlsCrt = $cert.Cert | b64enc }}}}
-{{{{- $tlsKey = $cert.Key | b64enc }}}}
-{{{{- end }}}}
-"""
+TOO_OLD = (f"kcm's webhook needs Kubernetes {MAJOR}.{MINOR} or newer (its matchConditions), "
+           "this cluster is %s: set webhook.enabled=false to install kcm without it, or "
+           "webhook.allowOldKubernetes=true if the API server has the "
+           "AdmissionWebhookMatchConditions feature gate on")
+SERVICE_NAMES = ('list "kcm-webhook" $service (printf "%s.svc" $service) '
+                 '(printf "%s.svc.cluster.local" $service)')
+WEBHOOK_HEADER = "".join(f"{{{{- {line} }}}}\n" for line in [
+    "if and (not .Values.webhook.allowOldKubernetes) "
+    f'(semverCompare "<{MAJOR}.{MINOR}.0-0" .Capabilities.KubeVersion.Version)',
+    f'fail (printf "{TOO_OLD}" .Capabilities.KubeVersion.Version)',
+    "end",
+    # The certificate in the cluster, if any: an upgrade keeps what the pods serve.
+    '$secret := lookup "v1" "Secret" .Release.Namespace "kcm-webhook-tls"',
+    '$caCrt := ""', '$tlsCrt := ""', '$tlsKey := ""',
+    "if and $secret $secret.data",
+    '$caCrt = index $secret.data "ca.crt"',
+    '$tlsCrt = index $secret.data "tls.crt"',
+    '$tlsKey = index $secret.data "tls.key"',
+    "else",
+    '$service := printf "kcm-webhook.%s" .Release.Namespace',
+    f"$names := {SERVICE_NAMES}",
+    '$ca := genCA "kcm webhook CA" 3650',
+    '$cert := genSignedCert (printf "%s.svc" $service) nil $names 3650 $ca',
+    "$caCrt = $ca.Cert | b64enc", "$tlsCrt = $cert.Cert | b64enc",
+    "$tlsKey = $cert.Key | b64enc",
+    "end",
+])
 
 
 def placeholder_settings() -> Settings:

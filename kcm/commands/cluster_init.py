@@ -6,12 +6,13 @@ import sys
 from kcm.certs import webhook_tls
 from kcm.k8s import NODE, KubeClient
 from kcm.manifests import WEBHOOK_NAME, cluster_objects, settings_from, tls_from_secret, to_yaml
-from kcm.rollout import KINDS, apply, choose_nodes, wait
+from kcm.rollout import KINDS, apply, check_server_version, choose_nodes, wait
 
 
 def run(args) -> int:
     settings = settings_from(args)
     client = KubeClient()
+    check_server_version(client.server_version(), settings.webhook)
     nodes = choose_nodes(client, args.host_list)
     tls = None
     if settings.webhook:

@@ -128,6 +128,9 @@ class Store:
     faults: list = field(default_factory=list)
     # Bearer token -> RBAC PolicyRules that bind it; tokens not here may do anything.
     roles: dict = field(default_factory=dict)
+    # What GET /version answers (cluster-init refuses servers too old for the webhook).
+    version: dict = field(default_factory=lambda: {"major": "1", "minor": "30",
+                                                   "gitVersion": "v1.30.0"})
 
     # -- kinds -----------------------------------------------------------------
 
@@ -185,6 +188,8 @@ class Store:
                     del self.faults[index]
                     raise ApiStatus(status, "InternalError" if status >= 500 else "Injected",
                                     f"injected fault {status}")
+            if path == "/version" and method == "GET":
+                return 200, dict(self.version)
             match = PATH.match(path)
             if not match:
                 raise ApiStatus(404, "NotFound", f"no such path {path}")

@@ -67,7 +67,8 @@ def test_a_server_too_old_for_the_webhook_is_refused_before_anything_is_created(
                    "--create-namespace", check=False)
     assert refused.returncode != 0
     assert "needs Kubernetes 1.28 or newer" in refused.stderr and "v1.20.2" in refused.stderr
-    releases = json.loads(helm("list", "--all-namespaces", "--failed", "--pending", "--deployed", "-o", "json").stdout)
+    releases = json.loads(helm("list", "--all-namespaces", "--failed", "--pending",
+                               "--deployed", "-o", "json").stdout)
     assert [r for r in releases if r["namespace"] == helm.namespace] == []
     helm("install", "kcm", CHART, f"--namespace={helm.namespace}", "--create-namespace",
          "--set=webhook.enabled=false", "--dry-run=server")
