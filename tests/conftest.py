@@ -17,6 +17,26 @@ if "KCM_FUZZ_EXAMPLES" not in os.environ:
     settings.load_profile("fixed")
 
 KCM = str(Path(sys.executable).with_name("kcm"))
+GUEST_TEST = "test_other_kernel.py::"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The kernel-VM test last, its guest booted now: it runs beside the rest."""
+    guest_tests = [item for item in items if GUEST_TEST in item.nodeid]
+    if not guest_tests:
+        return
+    items[:] = [item for item in items if GUEST_TEST not in item.nodeid] + guest_tests
+    from tests.enforce.test_other_kernel import start_guest, why_not
+
+    if why_not() is None:
+        config.kcm_guest = start_guest()
+
+
+def pytest_unconfigure(config):
+    guest = getattr(config, "kcm_guest", None)
+    if guest is not None and guest.poll() is None:
+        guest.kill()
+        guest.wait()
 
 
 class Kcm:
