@@ -148,6 +148,10 @@ def _deploy_options(parser) -> None:
                         help=f"taint kcm nodes {NODE_LABEL}=true:NoSchedule")
     parser.add_argument("--no-webhook", action="store_true",
                         help="leave out the admission webhook")
+    parser.add_argument("--node-resource-topology", action="store_true",
+                        help="publish each node's NodeResourceTopology for the topology-aware "
+                             "scheduler (adds its CRD unless the cluster has one, and the "
+                             "role to write it)")
     parser.add_argument("--webhook-cert-dir", metavar="DIR",
                         help="keep the webhook's CA and certificate here and reuse them "
                              "(default: mint new ones)")
@@ -209,6 +213,9 @@ def build_parser():
     _node_name(report)
     report.add_argument("--publish", action="store_true",
                         help="create or update the node's NodeReport custom resource")
+    report.add_argument("--node-resource-topology", action="store_true",
+                        help="with --publish, also publish the node's NodeResourceTopology "
+                             "(per-NUMA zones of the pool resources)")
     report.add_argument("--interval", type=_seconds, metavar="SECONDS",
                         help="repeat every SECONDS until SIGTERM")
     report.add_argument("--metrics-port", type=_port, metavar="PORT",

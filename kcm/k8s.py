@@ -27,7 +27,7 @@ from lightkube.types import PatchType
 
 from kcm import env
 from kcm.errors import KcmError
-from kcm.names import GROUP
+from kcm.names import GROUP, NRT_API_VERSION, NRT_GROUP, NRT_PLURAL
 
 T = TypeVar("T")
 
@@ -58,6 +58,8 @@ class Kind:
 NODE = Kind("", "v1", "Node", "nodes")
 POD = Kind("", "v1", "Pod", "pods", namespaced=True)
 NODE_REPORT = Kind(GROUP, "v1", "NodeReport", "nodereports")
+NODE_RESOURCE_TOPOLOGY = Kind(NRT_GROUP, NRT_API_VERSION.rpartition("/")[2],
+                              "NodeResourceTopology", NRT_PLURAL)
 
 
 def node_name(flag: str | None) -> str:

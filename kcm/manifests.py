@@ -22,6 +22,8 @@ from kcm.names import (
     HOST_PROC,
     NODE_SELECTOR,
     NODE_TAINT,
+    NRT_GROUP,
+    NRT_PLURAL,
 )
 
 WEBHOOK_NAME = "kcm-webhook"
@@ -48,6 +50,7 @@ class Settings:
     taint: bool = False
     webhook: bool = True
     webhook_replicas: int = 2
+    node_resource_topology: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def settings_from(args) -> Settings:
         num_cp_cores=args.num_cp_cores, dp_mode=args.dp_mode, cp_mode=args.cp_mode,
         reconcile_interval=args.reconcile_interval, report_interval=args.report_interval,
         node_selector=(label, value), resource_prefix=args.resource_prefix, taint=args.taint,
-        webhook=not args.no_webhook,
+        webhook=not args.no_webhook, node_resource_topology=args.node_resource_topology,
     )
 
 
@@ -125,6 +128,10 @@ _REPORT_SPEC = {
         },
         "pools": {"type": "object", "additionalProperties": _POOL},
         "checks": {"type": "array", "items": _CHECK},
+        "nodeResourceTopology": {
+            "type": "object",
+            "properties": {"published": {"type": "boolean"}, "reason": _STRING},
+        },
         "enforcement": {
             "type": "object",
             "properties": {
@@ -187,6 +194,79 @@ def node_report_crd() -> dict:
             }],
         },
     }
+
+
+_ATTRIBUTES = {"type": "array", "items": {
+    "type": "object", "required": ["name", "value"],
+    "properties": {"name": _STRING, "value": _STRING}}}
+_QUANTITY = {"anyOf": [{"type": "integer"}, {"type": "string"}],
+             "x-kubernetes-int-or-string": True}
+_ZONE = {
+    "type": "object",
+    "required": ["name", "type"],
+    "properties": {
+        "name": _STRING, "type": _STRING, "parent": _STRING, "attributes": _ATTRIBUTES,
+        "costs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "value"],
+            "properties": {"name": _STRING, "value": {"type": "integer"}}}},
+        "resources": {"type": "array", "items": {
+            "type": "object", "required": ["name", "capacity", "allocatable", "available"],
+            "properties": {"name": _STRING, "capacity": _QUANTITY,
+                           "allocatable": _QUANTITY, "available": _QUANTITY}}},
+    },
+}
+
+
+def node_resource_topology_crd() -> dict:
+    """The NodeResourceTopology CRD (``topology.node.k8s.io/v1alpha2``, the version the
+    topology-aware scheduler plugin reads), for clusters that have none yet:
+    ``cluster-init`` leaves one installed by someone else as it is."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{NRT_PLURAL}.{NRT_GROUP}",
+                     "labels": _labels("node-resource-topology"),
+                     "annotations": {"api-approved.kubernetes.io":
+                                     "https://github.com/kubernetes/enhancements/pull/1870"}},
+        "spec": {
+            "group": NRT_GROUP,
+            "scope": "Cluster",
+            "names": {"plural": NRT_PLURAL, "singular": "noderesourcetopology",
+                      "kind": "NodeResourceTopology", "listKind": "NodeResourceTopologyList",
+                      "shortNames": ["node-res-topo"]},
+            "versions": [{
+                "name": "v1alpha2", "served": True, "storage": True,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "required": ["zones"],
+                    "properties": {
+                        "apiVersion": _STRING, "kind": _STRING, "metadata": {"type": "object"},
+                        "topologyPolicies": {"type": "array", "items": _STRING},
+                        "attributes": _ATTRIBUTES,
+                        "zones": {"type": "array", "items": _ZONE},
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def node_resource_topology_rbac(settings: Settings) -> list[dict]:
+    """The node agent's extra role when it publishes NodeResourceTopologies (its own
+    node's; delete on uninstall)."""
+    name = f"{NODE_AGENT}-topology"
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": _meta(name, None, "node-resource-topology"),
+         "rules": [{"apiGroups": [NRT_GROUP], "resources": [NRT_PLURAL],
+                    "verbs": ["get", "create", "patch", "delete"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": _meta(name, None, "node-resource-topology"),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": NODE_AGENT,
+                       "namespace": settings.namespace}]},
+    ]
 
 
 # -- building blocks ------------------------------------------------------------
@@ -380,7 +460,9 @@ def node_daemonset(settings: Settings) -> dict:
         _container(settings, "node-report",
                    ["node-report", f"--conf-dir={settings.conf_dir}", "--publish",
                     f"--interval={_number(settings.report_interval)}",
-                    f"--metrics-port={METRICS_PORT}"],
+                    f"--metrics-port={METRICS_PORT}",
+                    *(["--node-resource-topology"] if settings.node_resource_topology
+                      else [])],
                    conf_writable=False, node_name=True,
                    ports=[{"name": "metrics", "containerPort": METRICS_PORT,
                            "protocol": "TCP"}]),
@@ -514,7 +596,10 @@ def webhook_service_names(settings: Settings) -> list[str]:
 
 def cluster_objects(settings: Settings, tls: WebhookTls | None = None) -> list[dict]:
     """Everything a cluster needs, in the order to apply it."""
-    objects = [namespace(settings), *rbac(settings), node_report_crd(), node_daemonset(settings)]
+    objects = [namespace(settings), *rbac(settings), node_report_crd()]
+    if settings.node_resource_topology:
+        objects += [node_resource_topology_crd(), *node_resource_topology_rbac(settings)]
+    objects.append(node_daemonset(settings))
     if settings.webhook:
         if tls is None:
             raise ValueError("the webhook objects need its TLS material")

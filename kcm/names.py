@@ -51,6 +51,14 @@ def is_kcm_resource(name: str, prefix: str) -> bool:
     resource or any other ``<prefix>/*`` name: both make a pod a kcm workload)."""
     return name.startswith(f"{prefix}/")
 
+NRT_GROUP = "topology.node.k8s.io"
+NRT_PLURAL = "noderesourcetopologies"
+NRT_API_VERSION = f"{NRT_GROUP}/v1alpha2"
+"""NodeResourceTopology, the per-NUMA availability the topology-aware scheduler reads."""
+MANAGED_BY = ("app.kubernetes.io/managed-by", "kcm")
+"""The label on objects kcm writes that another agent may also write (NodeResourceTopology):
+one without it is not kcm's and is left alone."""
+
 MIN_KUBERNETES_FOR_WEBHOOK = (1, 28)
 """The oldest Kubernetes whose API server applies the webhook's ``matchConditions`` by
 default (beta in 1.28, GA in 1.30; alpha and off in 1.27). An older server drops the

@@ -11,12 +11,7 @@ across nodes by isolate, so a pod's lists are counted where they live."""
 from __future__ import annotations
 
 from kcm.cpuset import parse_cpulist
-from kcm.names import resource_name
-
-API_VERSION = "topology.node.k8s.io/v1alpha2"
-MANAGED_BY = ("app.kubernetes.io/managed-by", "kcm")
-"""The label on NodeResourceTopologies kcm publishes; one without it belongs to another
-agent (NFD's topology-updater, the resource-topology-exporter) and is left alone."""
+from kcm.names import MANAGED_BY, NRT_API_VERSION, resource_name
 
 
 def zone_name(node: int) -> str:
@@ -51,7 +46,7 @@ def zones(report: dict, prefix: str) -> list[dict]:
 
 def node_resource_topology(node: str, report: dict, prefix: str) -> dict:
     key, value = MANAGED_BY
-    return {"apiVersion": API_VERSION, "kind": "NodeResourceTopology",
+    return {"apiVersion": NRT_API_VERSION, "kind": "NodeResourceTopology",
             "metadata": {"name": node, "labels": {key: value}},
             "topologyPolicies": ["SingleNUMANodeContainerLevel"],
             "attributes": [{"name": "topologyManagerPolicy", "value": "single-numa-node"},
@@ -60,5 +55,7 @@ def node_resource_topology(node: str, report: dict, prefix: str) -> dict:
 
 
 def is_ours(obj: dict) -> bool:
+    """Whether kcm published it; one without kcm's label belongs to another agent (NFD's
+    topology-updater, the resource-topology-exporter) and is left alone."""
     key, value = MANAGED_BY
     return (obj.get("metadata", {}).get("labels") or {}).get(key) == value

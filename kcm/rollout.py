@@ -7,7 +7,7 @@ import time
 
 from kcm.errors import KcmError
 from kcm.k8s import NODE, POD, Kind, KubeClient
-from kcm.names import MIN_KUBERNETES_FOR_WEBHOOK
+from kcm.names import MIN_KUBERNETES_FOR_WEBHOOK, NRT_GROUP, NRT_PLURAL
 from kcm.node_patch import is_ready
 
 KINDS = {
@@ -29,6 +29,7 @@ KINDS = {
              "mutatingwebhookconfigurations"),
 }
 STEPS = ("init", "install", "discover")
+KCM_LABEL = "app.kubernetes.io/name"
 POLL_SECONDS = 0.5
 
 
@@ -68,13 +69,18 @@ def contains(existing: object, desired: object) -> bool:
 
 
 def apply(client: KubeClient, obj: dict) -> str:
-    """Create, or replace when it differs; 'created', 'updated' or 'unchanged'."""
+    """Create, or replace when it differs; 'created', 'updated' or 'unchanged'. A
+    NodeResourceTopology CRD that kcm did not install is 'kept': the component that
+    installed it owns its versions."""
     kind = kind_of(obj)
     meta = obj["metadata"]
     existing = client.get(kind, meta["name"], meta.get("namespace"))
     if existing is None:
         client.create(kind, obj)
         return "created"
+    if meta["name"] == f"{NRT_PLURAL}.{NRT_GROUP}" and (
+            existing["metadata"].get("labels") or {}).get(KCM_LABEL) != "kcm":
+        return "kept (installed by another component)"
     if contains(existing, obj):
         return "unchanged"
     body = {**obj, "metadata": {**meta,

@@ -3,7 +3,7 @@
 import json
 
 from kcm.env import read_node_topology
-from kcm.names import NODE_LABEL, NODE_REPORT_API_VERSION
+from kcm.names import GROUP, NODE_LABEL, NODE_REPORT_API_VERSION, NRT_API_VERSION
 from kcm.node_facts import enforcement_status, host_processes, read_config
 from kcm.node_report import build_report, summary
 from kcm.periodic import hold_stop_signals, repeat
@@ -39,6 +39,34 @@ def publish(client, node: str, report: dict) -> None:
     client.patch(NODE_REPORT, node, {"status": summary(report)}, status=True)
 
 
+def publish_topology(client, node: str, report: dict, prefix: str) -> dict:
+    """Create or update the node's NodeResourceTopology, unless another agent owns it;
+    what happened, for the report."""
+    from kcm.k8s import NODE_RESOURCE_TOPOLOGY, KubeError
+    from kcm.nrt import is_ours, node_resource_topology
+
+    desired = node_resource_topology(node, report, prefix)
+    try:
+        existing = client.get(NODE_RESOURCE_TOPOLOGY, node)
+        if existing is None:
+            client.create(NODE_RESOURCE_TOPOLOGY, desired)
+        elif not is_ours(existing):
+            return {"published": False,
+                    "reason": f"NodeResourceTopology {node} is written by another agent"}
+        elif any(existing.get(key) != desired[key]
+                 for key in ("zones", "attributes", "topologyPolicies")):
+            client.patch(NODE_RESOURCE_TOPOLOGY, node,
+                         [{"op": "add", "path": f"/{key}", "value": desired[key]}
+                          for key in ("zones", "attributes", "topologyPolicies")],
+                         json_patch=True)
+    except KubeError as error:
+        if error.code != 404:
+            raise
+        return {"published": False, "reason": "no NodeResourceTopology CRD in the cluster "
+                                              f"({NRT_API_VERSION})"}
+    return {"published": True}
+
+
 def make_report(conf: ConfigDir, root: str) -> dict:
     config, error = read_config(conf)
     report = build_report(read_node_topology(), config, error and str(error),
@@ -66,6 +94,9 @@ def run(args) -> int:
     def one_pass(indent: int | None) -> None:
         report = make_report(conf, root)
         if client is not None:
+            if args.node_resource_topology:
+                report["nodeResourceTopology"] = publish_topology(client, node, report,
+                                                                  GROUP)
             publish(client, node, report)
         if metrics is not None:
             metrics.update(report, conf.last_lock_wait)

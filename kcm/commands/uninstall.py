@@ -36,7 +36,8 @@ def check_removable(conf: ConfigDir) -> None:
 
 
 def clean_node(client, name: str, prefix: str) -> list[str]:
-    """Drop kcm's extended resources, label, taint and NodeReport; what was removed."""
+    """Drop kcm's extended resources, label, taint, NodeReport and the
+    NodeResourceTopology it published (its NodeReport says so); what was removed."""
     from kcm.k8s import NODE, NODE_REPORT
 
     removed = []
@@ -58,7 +59,16 @@ def clean_node(client, name: str, prefix: str) -> list[str]:
             return update
 
         client.update(NODE, name, drop_taint)
-    if client.delete(NODE_REPORT, name):
+    report = client.get(NODE_REPORT, name)
+    if ((report or {}).get("spec", {}).get("nodeResourceTopology") or {}).get("published"):
+        from kcm.k8s import NODE_RESOURCE_TOPOLOGY
+        from kcm.nrt import is_ours
+
+        topology = client.get(NODE_RESOURCE_TOPOLOGY, name)
+        if topology is not None and is_ours(topology) and client.delete(
+                NODE_RESOURCE_TOPOLOGY, name):
+            removed.append(f"NodeResourceTopology {name}")
+    if report is not None and client.delete(NODE_REPORT, name):
         removed.append(f"NodeReport {name}")
     return removed
 

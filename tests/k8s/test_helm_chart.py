@@ -66,6 +66,7 @@ def test_the_chart_is_generated_from_the_manifests():
      Settings(namespace="cpu", num_dp_cores=8, taint=True, reconcile_interval=5,
               node_selector=("role", "8"))),
     (["--set=webhook.enabled=false"], Settings(webhook=False)),
+    (["--set=nodeResourceTopology=true"], Settings(node_resource_topology=True)),
 ])
 def test_real_helm_renders_the_same_objects_as_kcm_manifests(helm, args, settings):
     namespace = [] if any(a.startswith("--namespace") for a in args) else [
