@@ -11,8 +11,9 @@ on and a real API server enforces:
 - create of an existing name is 409 AlreadyExists, a missing name 422 Invalid, a
   namespaced object in a missing namespace 404; unknown objects 404; custom resources
   exist only while their CustomResourceDefinition does;
-- PATCH as JSON merge patch (RFC 7386), JSON patch (RFC 6902, with ``test``) and
-  strategic merge patch (as merge patch: kcm sends none); server-side apply is refused;
+- PATCH as JSON merge patch (RFC 7386), JSON patch (RFC 6902, with ``test``; a failed
+  test is 422 as on a real server) and strategic merge patch (as merge patch: kcm sends
+  none, which tests/k8s_real shows against a real server); server-side apply is refused;
 - list with ``labelSelector`` (``=``, ``==``, ``!=``, ``in``, ``notin``, exists, ``!``)
   and ``fieldSelector`` (``metadata.name``, ``metadata.namespace``, ``spec.nodeName``);
 - errors are ``Status`` objects with code, reason and message;
@@ -331,7 +332,8 @@ class Store:
             try:
                 new = jsonpatch.apply_patch(copy.deepcopy(old), body)
             except jsonpatch.JsonPatchTestFailed as error:
-                raise ApiStatus(409, "Conflict", f"the test operation failed: {error}") from None
+                # The real server's answer (seen on kube-apiserver 1.20): 422, not 409.
+                raise ApiStatus(422, "Invalid", f"the test operation failed: {error}") from None
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException,
                     TypeError) as error:
                 raise ApiStatus(422, "Invalid", f"the JSON patch is invalid: {error}") from None
