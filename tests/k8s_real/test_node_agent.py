@@ -11,7 +11,6 @@ import pytest
 from kcm.manifests import NODE_AGENT, Settings, node_resource_topology_rbac, rbac
 from tests.conftest import KCM
 from tests.integration.workloads import fake_bundle, make_conf, recorded_workloads, wait_for
-from tests.k8s.schema import report_fields_the_crd_prunes
 from tests.k8s_real.conftest import KcmInCluster
 from tests.machines import build_sysfs, load_machine, machine_env
 
@@ -159,14 +158,24 @@ def test_the_topology_has_a_zone_per_numa_node_and_another_agent_s_is_left_alone
 
 def test_a_node_report_keeps_every_field_and_publishes_for_a_long_node_name(
         cluster, manifests, tmp_path):
+    """The server prunes what the CRD's schema does not declare: the stored spec equals
+    the report node-report published (it prints what it publishes), field for field."""
     node = "a-node-name-that-is-longer-than-a-label-value-may-be." + "x" * 20
     add_node(cluster, node)
     kcm = agent(cluster, node)
     conf = make_conf(tmp_path / "kcm", POOLS)
-    kcm.run("node-report", f"--conf-dir={conf}", "--publish", check=True)
-    local = json.loads(kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout)
+    holder = subprocess.Popen([KCM, "isolate", f"--conf-dir={conf}", "--pool=dataplane",
+                               "sleep", "60"], env=kcm.env)
+    try:
+        wait_for(lambda: recorded_workloads(conf))
+        published = json.loads(kcm.run("node-report", f"--conf-dir={conf}", "--publish",
+                                       "--node-resource-topology", check=True).stdout)
+    finally:
+        holder.terminate()
+        holder.wait(10)
     stored = cluster.get("nodereport", node)
-    assert report_fields_the_crd_prunes(local) == []
-    for key in ("pools", "checks", "enforcement"):
-        if key in local:
-            assert stored["spec"].get(key, stored.get("status", {}).get(key)) is not None, key
+    assert stored["spec"] == published
+    assert stored["spec"]["pools"]["dataplane"]["cpuLists"]["1"]["tasks"][0]["alive"] is True
+    assert stored["spec"]["nodeResourceTopology"] == {"published": True}
+    assert stored["status"]["lastReportTime"]
+    assert "kcm.dev/node" not in stored["metadata"].get("labels", {})  # > 63 characters
