@@ -83,8 +83,13 @@ def _namespace(text: str) -> str:
 
 
 def _domain(text: str) -> str:
+    import argparse
+
     from kcm.inputs import dns_subdomain
 
+    if "." not in text:
+        raise argparse.ArgumentTypeError(
+            f"must be a domain with a dot (a resource name prefix like kcm.dev), not {text!r}")
     return _checked(dns_subdomain)(text)
 
 
@@ -110,6 +115,14 @@ def _install_dir(parser) -> None:
                              f"(default {DEFAULT_INSTALL_DIR})")
 
 
+def _image(text: str) -> str:
+    import argparse
+
+    if not text.strip() or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"must be a container image reference, not {text!r}")
+    return text
+
+
 def _port(text: str) -> int:
     from kcm.inputs import whole_number
 
@@ -129,17 +142,25 @@ def _deploy_options(parser) -> None:
     """The options shared by ``manifests`` and ``cluster-init``."""
     parser.add_argument("--namespace", type=_namespace, default=DEFAULT_NAMESPACE,
                         help=f"namespace of kcm's objects (default {DEFAULT_NAMESPACE})")
-    parser.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMAGE",
+    parser.add_argument("--image", type=_image, default=DEFAULT_IMAGE, metavar="IMAGE",
                         help=f"kcm container image (default {DEFAULT_IMAGE})")
     parser.add_argument("--conf-dir", default=DEFAULT_CONF_DIR, metavar="DIR",
                         help=f"configuration directory on the hosts (default {DEFAULT_CONF_DIR})")
     _install_dir(parser)
-    parser.add_argument("--num-dp-cores", type=_count, default=4, metavar="N")
-    parser.add_argument("--num-cp-cores", type=_count, default=1, metavar="N")
-    parser.add_argument("--dp-mode", choices=STRATEGIES, default="packed")
-    parser.add_argument("--cp-mode", choices=STRATEGIES, default="packed")
-    parser.add_argument("--reconcile-interval", type=_seconds, default=30.0, metavar="SECONDS")
-    parser.add_argument("--report-interval", type=_seconds, default=60.0, metavar="SECONDS")
+    parser.add_argument("--num-dp-cores", type=_count, default=4, metavar="N",
+                        help="physical cores in each node's exclusive dataplane pool "
+                             "(kcm init on the nodes; default 4)")
+    parser.add_argument("--num-cp-cores", type=_count, default=1, metavar="N",
+                        help="physical cores in each node's shared controlplane pool (default 1)")
+    parser.add_argument("--dp-mode", choices=STRATEGIES, default="packed",
+                        help="dataplane placement, as kcm init's (default packed)")
+    parser.add_argument("--cp-mode", choices=STRATEGIES, default="packed",
+                        help="controlplane placement, as kcm init's (default packed)")
+    parser.add_argument("--reconcile-interval", type=_seconds, default=30.0, metavar="SECONDS",
+                        help="seconds between reconcile (and enforce) passes on the nodes "
+                             "(default 30)")
+    parser.add_argument("--report-interval", type=_seconds, default=60.0, metavar="SECONDS",
+                        help="seconds between node reports (default 60)")
     selector = "=".join(NODE_SELECTOR)
     parser.add_argument("--node-selector", type=_label, default=selector,
                         metavar="LABEL=VALUE", help=f"nodes that run kcm (default {selector})")
@@ -157,11 +178,25 @@ def _deploy_options(parser) -> None:
                              "(default: mint new ones)")
 
 
+def _environment_help() -> str:
+    import textwrap
+
+    lines = ["environment:"]
+    for name, meaning in env.VARIABLES.items():
+        if name != "KCM_CRASH_AT":
+            lines += textwrap.wrap(meaning, 76, initial_indent=f"  {name}: ",
+                                   subsequent_indent="      ")
+    lines += ["", "Options go after the command's name (kcm isolate --pool=P -- CMD); "
+              "for isolate,", "everything from CMD on belongs to CMD."]
+    return "\n".join(lines)
+
+
 def build_parser():
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="kcm", description="kcm: a CPU manager for Kubernetes nodes.")
+        prog="kcm", description="kcm: a CPU manager for Kubernetes nodes.",
+        epilog=_environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"kcm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parsers = {name: sub.add_parser(name, help=summary, description=summary)
@@ -174,13 +209,16 @@ def build_parser():
     init.add_argument("--num-cp-cores", type=_count, default=1, metavar="N",
                       help="physical cores in the shared controlplane pool (default 1)")
     init.add_argument("--dp-mode", choices=STRATEGIES, default="packed",
-                      help="packed: as few NUMA nodes as possible; spread: across NUMA nodes")
+                      help="packed: as few NUMA nodes as possible; spread: across NUMA nodes "
+                           "(default packed)")
     init.add_argument("--cp-mode", choices=STRATEGIES, default="packed",
-                      help="as --dp-mode, for the controlplane pool")
+                      help="as --dp-mode, for the controlplane pool (default packed)")
 
     describe = parsers["describe"]
     _conf_dir(describe)
-    describe.add_argument("--output", choices=("json", "table"), default="json")
+    describe.add_argument("--output", "-o", choices=("json", "table"), default="json",
+                          help="json: the original KCM's document, with each task's workload "
+                               "and liveness added; table: for people (default json)")
 
     reconcile = parsers["reconcile"]
     _conf_dir(reconcile)
@@ -245,12 +283,17 @@ def build_parser():
                               help="how long to wait for the nodes (default 600)")
 
     webhook = parsers["webhook"]
-    webhook.add_argument("--tls-cert-file", required=True, metavar="FILE")
-    webhook.add_argument("--tls-private-key-file", required=True, metavar="FILE")
-    webhook.add_argument("--secure-port", type=_port, default=8443, metavar="PORT")
-    webhook.add_argument("--bind-address", default="0.0.0.0", metavar="ADDRESS")
+    webhook.add_argument("--tls-cert-file", required=True, metavar="FILE",
+                         help="PEM certificate the webhook serves (required)")
+    webhook.add_argument("--tls-private-key-file", required=True, metavar="FILE",
+                         help="PEM private key of that certificate (required)")
+    webhook.add_argument("--secure-port", type=_port, default=8443, metavar="PORT",
+                         help="HTTPS port (default 8443)")
+    webhook.add_argument("--bind-address", default="0.0.0.0", metavar="ADDRESS",
+                         help="address to listen on (default 0.0.0.0: all)")
     webhook.add_argument("--conf-dir", default=DEFAULT_CONF_DIR, metavar="DIR",
-                         help="configuration directory on the hosts, mounted into workloads")
+                         help="configuration directory on the hosts, mounted into workloads "
+                              f"(default {DEFAULT_CONF_DIR})")
     _install_dir(webhook)
     _resource_prefix(webhook)
 
@@ -259,9 +302,12 @@ def build_parser():
     _node_name(doctor)
     _install_dir(doctor)
     _resource_prefix(doctor)
-    doctor.add_argument("--output", choices=("text", "json"), default="text")
+    doctor.add_argument("--output", "-o", choices=("text", "json"), default="text",
+                        help="text: findings and fixes for people; json: for tools "
+                             "(default text)")
     doctor.add_argument("--kubelet-state", default="/var/lib/kubelet/cpu_manager_state",
-                        metavar="FILE", help="the kubelet's CPU manager checkpoint")
+                        metavar="FILE", help="the kubelet's CPU manager checkpoint "
+                                             "(default /var/lib/kubelet/cpu_manager_state)")
     doctor.add_argument("--report-max-age", type=_seconds, default=600.0, metavar="SECONDS",
                         help="how old the NodeReport may be (default 600)")
 
@@ -285,7 +331,10 @@ def build_parser():
     isolate.add_argument("--no-affinity", action="store_true",
                          help="do not pin; only set KCM_CPUS_ASSIGNED for the command")
     isolate.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]",
-                         help="the command to run, without a shell")
+                         help="the command to run, without a shell. kcm's options come "
+                              "before it: everything from COMMAND on (or after --) is the "
+                              "command's, so `kcm isolate --pool=p sleep 1 --num-cores=2` "
+                              "passes --num-cores=2 to sleep")
     return parser
 
 
@@ -362,6 +411,18 @@ def parse_arguments(argv: Sequence[str]):
     return build_parser().parse_args(argv)
 
 
+ROOT_HINT = (" (kcm needs root for the host's configuration directory, cgroups, /proc/irq "
+             "and the install directory; run it as root, or point --conf-dir and "
+             "--install-dir at directories you own)")
+
+
+def _privilege_hint(message: str) -> str:
+    import os
+
+    denied = "Permission denied" in message or "Operation not permitted" in message
+    return ROOT_HINT if denied and os.geteuid() != 0 else ""
+
+
 def one_line(message: str) -> str:
     """An error message as one line: control characters (a newline in a path) escaped."""
     if message.isprintable():
@@ -376,8 +437,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     is an error on that one connection, never the death of a server. A reader of our
     output that goes away (``kcm manifests | head``) ends the command quietly.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        build_parser().print_help()
+        return 0
     try:
-        args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
+        args = parse_arguments(argv)
         if args.command == "isolate" and not args.command_argv:
             print("kcm isolate: error: a COMMAND to run is required", file=sys.stderr)
             return 2
@@ -386,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = __import__(f"kcm.commands.{module_name}", fromlist=["run"])
         return module.run(args)
     except KcmError as error:
-        print(f"kcm: {one_line(str(error))}", file=sys.stderr)
+        print(f"kcm: {one_line(str(error))}{_privilege_hint(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

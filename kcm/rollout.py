@@ -68,21 +68,24 @@ def contains(existing: object, desired: object) -> bool:
     return existing == desired
 
 
-def apply(client: KubeClient, obj: dict) -> str:
-    """Create, or replace when it differs; 'created', 'updated' or 'unchanged'. A
-    NodeResourceTopology CRD that kcm did not install is 'kept': the component that
-    installed it owns its versions."""
+def apply(client: KubeClient, obj: dict, dry_run: bool = False) -> str:
+    """Create, or replace when it differs; 'created', 'updated' or 'unchanged' (with
+    ``dry_run``, what would happen, changing nothing). A NodeResourceTopology CRD that
+    kcm did not install is 'kept': the component that installed it owns its versions."""
     kind = kind_of(obj)
     meta = obj["metadata"]
     existing = client.get(kind, meta["name"], meta.get("namespace"))
     if existing is None:
-        client.create(kind, obj)
+        if not dry_run:
+            client.create(kind, obj)
         return "created"
     if meta["name"] == f"{NRT_PLURAL}.{NRT_GROUP}" and (
             existing["metadata"].get("labels") or {}).get(KCM_LABEL) != "kcm":
         return "kept (installed by another component)"
     if contains(existing, obj):
         return "unchanged"
+    if dry_run:
+        return "updated"
     body = {**obj, "metadata": {**meta,
                                 "resourceVersion": existing["metadata"]["resourceVersion"]}}
     if obj["kind"] == "Service":

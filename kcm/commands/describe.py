@@ -1,11 +1,19 @@
-"""``kcm describe``: the configuration directory as JSON (default) or a table."""
+"""``kcm describe``: the configuration directory as JSON (default) or a table.
+
+The JSON is the original KCM's document, byte for byte, as long as every recorded kcm
+process lives. When one does not (``kcm isolate`` was killed, say with SIGKILL), the key
+``deadTasks`` lists those records with their workload and whether it still runs: the
+workload keeps the CPU list while it lives, under a PID the original keys do not show.
+The table shows each task as ``PID`` or ``PID(dead)>WORKLOAD``."""
 
 import argparse
 import json
 
 from kcm.cpuset import format_cpulist
 from kcm.env import read_node_topology
-from kcm.errors import TopologyError
+from kcm.errors import KcmError, TopologyError
+from kcm.model import Config, Task
+from kcm.procfs import host_proc_root, is_running
 from kcm.report import config_as_dict
 from kcm.state import ConfigDir, conf_dir_from
 
@@ -14,8 +22,16 @@ def run(args: argparse.Namespace) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
     with conf.locked(shared=True):
         config = conf.load()
+    try:
+        root: str | None = host_proc_root()
+    except KcmError:
+        root = None  # no host procfs to ask: the records as they are
+    dead = dead_tasks(config, root) if root else []
     if args.output == "json":
-        print(json.dumps(config_as_dict(config), sort_keys=True, indent=2))
+        document = config_as_dict(config)
+        if dead:
+            document["deadTasks"] = dead
+        print(json.dumps(document, sort_keys=True, indent=2))
         return 0
     try:
         numa_of = {cpu.id: cpu.numa for cpu in read_node_topology().cpus.values()}
@@ -30,10 +46,34 @@ def run(args: argparse.Namespace) -> int:
                 "yes" if pool.exclusive else "no",
                 cpu_list.name,
                 "?" if None in nodes else format_cpulist(nodes),
-                ",".join(str(task.pid) for task in cpu_list.tasks) or "-",
+                ",".join(_task_cell(task, root) for task in cpu_list.tasks) or "-",
             ))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
     return 0
+
+
+def dead_tasks(config: Config, root: str) -> list[dict]:
+    """Records whose kcm process is gone, with their workload and whether it runs."""
+    found = []
+    for pool in config.pools.values():
+        for cpu_list in pool.cpu_lists.values():
+            for task in cpu_list.tasks:
+                if is_running(root, task.pid, task.start):
+                    continue
+                entry = {"pool": pool.name, "cpuList": cpu_list.name, "pid": task.pid}
+                if task.child:
+                    entry["workloadPid"] = task.child
+                    entry["workloadAlive"] = is_running(root, task.child, task.child_start)
+                found.append(entry)
+    return sorted(found, key=lambda e: (e["pool"], e["cpuList"], e["pid"]))
+
+
+def _task_cell(task: Task, root: str | None) -> str:
+    if root is None or is_running(root, task.pid, task.start):
+        return str(task.pid)
+    if task.child and is_running(root, task.child, task.child_start):
+        return f"{task.pid}(dead)>{task.child}"
+    return f"{task.pid}(dead)"

@@ -49,6 +49,9 @@ def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[
                                       read_node_topology)
     for name in reclaimed:
         log.info(f"reclaimed pool {request.pool} CPU list {name} from dead tasks")
+    if request.num_cores > 1 and not request.explicit_num_cores and len(held) == 1:
+        log.warning(f"KCM_NUM_CORES={request.num_cores} is ignored: pool {request.pool} is "
+                    "shared (one CPU list per task)")
     return cpus, held
 
 

@@ -15,12 +15,21 @@ from kcm.state import ConfigDir, conf_dir_from
 
 
 def live_tasks(conf: ConfigDir) -> list[int]:
+    """PIDs of live kcm tasks; a directory that is not kcm's is refused, and left as it
+    was found (no ``lock`` file of ours in it)."""
+    lock = os.path.join(conf.path, "lock")
+    had_lock = os.path.lexists(lock)
     try:
         with conf.locked(shared=True):
             config = conf.load()
     except ConfigError:
         if not os.path.lexists(conf.path):
             return []
+        if not had_lock:
+            try:
+                os.unlink(lock)
+            except OSError:
+                pass  # never made (the directory refused it), or already gone
         raise
     root = host_proc_root()
     return sorted({task.pid for pool in config.pools.values()
@@ -79,7 +88,8 @@ def run(args) -> int:
     check_removable(conf)
     alive = live_tasks(conf)
     if alive and not args.force:
-        raise KcmError(f"{len(alive)} kcm tasks are still running (PIDs "
+        tasks = "1 kcm task is" if len(alive) == 1 else f"{len(alive)} kcm tasks are"
+        raise KcmError(f"{tasks} still running (PID{'s' if len(alive) > 1 else ''} "
                        f"{', '.join(map(str, alive[:10]))}); stop them or use --force")
     removed: list[str] = []
     name = args.node_name or env.node_name(None)

@@ -29,7 +29,7 @@ def test_refused_while_tasks_live(k8s_kcm, api, tmp_path):
     before = api.store.get("", "nodes", "node-1")
     result = k8s_kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={install}")
     assert result.returncode == 1
-    assert result.stderr == (f"kcm: 1 kcm tasks are still running (PIDs {os.getpid()}); "
+    assert result.stderr == (f"kcm: 1 kcm task is still running (PID {os.getpid()}); "
                              "stop them or use --force\n")
     assert conf.exists() and (install / "kcm").exists()
     assert api.store.get("", "nodes", "node-1") == before
