@@ -33,6 +33,34 @@ FORWARDED_SIGNALS = (
 _RESTORED_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
 
 
+SHELL = "/bin/sh"
+_SHELL_SYNTAX = frozenset("|&;<>()$`\\\"'*?[]#~{}")
+
+
+_COMPOUND = frozenset(";&|\n(){}")
+
+
+def shell_form(argv: Sequence[str]) -> list[str]:
+    """The originals' form: one command word that is not itself a command and contains
+    whitespace or shell syntax runs under ``/bin/sh -c``; any other argv runs as it is.
+    A simple command (no ``; & | ( ) { }``, newline or leading assignment) is run with
+    ``exec``, so the shell becomes it and signals and exit status reach it directly; in a
+    compound one the shell stays and receives the signals."""
+    if len(argv) != 1 or not any(c.isspace() or c in _SHELL_SYNTAX for c in argv[0]):
+        return list(argv)
+    try:
+        find_executable(argv[0])
+        return list(argv)  # a command whose name has a space in it: run it, no shell
+    except ProcessError:
+        pass
+    text = argv[0]
+    head = text.lstrip().split("=", 1)[0]
+    assignment = "=" in text.lstrip().split(None, 1)[0] and head.replace("_", "a").isalnum()
+    if any(c in _COMPOUND for c in text) or assignment:
+        return [SHELL, "-c", text]
+    return [SHELL, "-c", f"exec {text}"]
+
+
 def find_executable(name: str) -> str:
     """Resolve a command like execvp would; exit codes 127/126 like env(1)."""
     if "/" in name:

@@ -9,11 +9,11 @@ from kcm.model import Task
 from kcm.procfs import host_proc_root, self_stat, task_alive
 from kcm.selection import Request, grant, release
 from kcm.state import ConfigDir, conf_dir_from
-from kcm.supervise import Workload, assigned_env, find_executable
+from kcm.supervise import Workload, assigned_env, find_executable, shell_form
 
 
 def run(args) -> int:
-    command = args.command_argv
+    command = shell_form(args.command_argv)
     executable = find_executable(command[0])
     request = Request(
         pool=args.pool,
