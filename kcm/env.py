@@ -44,8 +44,25 @@ VARIABLES = {
 }
 
 
+CMK_NAMES = {"KCM_PROC_FS": "CMK_PROC_FS", "KCM_NUM_CORES": "CMK_NUM_CORES",
+             "KCM_LOCK_TIMEOUT": "CMK_LOCK_TIMEOUT", "KCM_LOG_LEVEL": "CMK_LOG_LEVEL"}
+"""CMK's names for the same settings, read where the KCM_ name is unset (a drop-in for
+CMK's workloads and scripts)."""
+
+
+def _lookup(name: str) -> tuple[str, str]:
+    """The value of ``name`` (else of its CMK_ alias) and the variable it came from."""
+    value = os.environ.get(name, "").strip()
+    if not value and name in CMK_NAMES:
+        alias = CMK_NAMES[name]
+        value = os.environ.get(alias, "").strip()
+        if value:
+            return value, alias
+    return value, name
+
+
 def _get(name: str) -> str:
-    return os.environ.get(name, "").strip()
+    return _lookup(name)[0]
 
 
 def conf_dir(flag: str | None) -> str:
@@ -58,7 +75,7 @@ def conf_dir(flag: str | None) -> str:
 
 
 def proc_fs() -> str:
-    return os.environ.get("KCM_PROC_FS") or DEFAULT_PROC_FS
+    return _get("KCM_PROC_FS") or DEFAULT_PROC_FS
 
 
 def sysfs() -> str:
@@ -66,13 +83,13 @@ def sysfs() -> str:
 
 
 def lock_timeout() -> float:
-    text = _get("KCM_LOCK_TIMEOUT")
-    return seconds(text, "KCM_LOCK_TIMEOUT", allow_zero=True) if text else DEFAULT_LOCK_TIMEOUT
+    text, source = _lookup("KCM_LOCK_TIMEOUT")
+    return seconds(text, source, allow_zero=True) if text else DEFAULT_LOCK_TIMEOUT
 
 
 def num_cores() -> int | None:
-    text = _get("KCM_NUM_CORES")
-    return whole_number(text, "KCM_NUM_CORES", minimum=1) if text else None
+    text, source = _lookup("KCM_NUM_CORES")
+    return whole_number(text, source, minimum=1) if text else None
 
 
 def log_level() -> str:
@@ -82,8 +99,8 @@ def log_level() -> str:
 
 def check_log_level() -> None:
     if log_level() not in LOG_LEVELS:
-        raise InputError(f"KCM_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
-                         f"not {_get('KCM_LOG_LEVEL')!r}")
+        text, source = _lookup("KCM_LOG_LEVEL")
+        raise InputError(f"{source} must be one of {', '.join(LOG_LEVELS)}, not {text!r}")
 
 
 def reconcile_sleep_time() -> float | None:

@@ -4,6 +4,7 @@ against it)."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 
 from kcm.model import Config, Task
@@ -28,5 +29,7 @@ def pools_as_dict(config: Config, task_as_data: Callable[[Task], object]) -> dic
 
 
 def config_as_dict(config: Config) -> dict:
-    """DESIGN.md's describe document: pools -> CPU lists -> task PIDs."""
-    return {"path": config.path, "pools": pools_as_dict(config, lambda task: task.pid)}
+    """DESIGN.md's describe document: pools -> CPU lists -> task PIDs. The path is
+    normalised (``/x/`` and ``/x/./`` are ``/x``), as the originals print it."""
+    return {"path": posixpath.normpath(config.path),
+            "pools": pools_as_dict(config, lambda task: task.pid)}

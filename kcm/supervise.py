@@ -237,10 +237,14 @@ def _pin(cpus: CpuSet) -> str | None:  # pragma: no cover - runs in the child
 
 
 def assigned_env(cpus: CpuSet, pool: str) -> dict[str, str]:
-    """What the workload learns of its CPUs (useful with ``--no-affinity``)."""
+    """What the workload learns of its CPUs (useful with ``--no-affinity``), under kcm's
+    names and CMK's (whose mask has no ``0x``), so CMK's workloads run unchanged."""
+    listed, mask = format_cpulist(cpus), format_mask(cpus)
     return {
-        "KCM_CPUS_ASSIGNED": format_cpulist(cpus),
-        "KCM_CPUS_ASSIGNED_MASK": format_mask(cpus),
+        "KCM_CPUS_ASSIGNED": listed,
+        "KCM_CPUS_ASSIGNED_MASK": mask,
         "KCM_POOL": pool,
+        "CMK_CPUS_ASSIGNED": listed,
+        "CMK_CPUS_ASSIGNED_MASK": mask[2:],
     }
 

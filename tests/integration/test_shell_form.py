@@ -1,6 +1,7 @@
-"""The original KCM's and CMK's form, a command given as one shell string, beside kcm's
-argv form (issue #18 item 1)."""
+"""The original KCM's and CMK's forms kcm accepts (issue #18): a command as one shell
+string beside kcm's argv form, CMK's environment names, describe's normalised path."""
 
+import json
 import os
 import signal
 import stat
@@ -45,3 +46,33 @@ def test_a_signal_reaches_the_command_of_a_shell_string(kcm, tmp_path):
     assert isolate.wait(10) == 128 + signal.SIGTERM
     wait_for(lambda: not os.path.exists(f"/proc/{workload[0]}/comm")
              or open(f"/proc/{workload[0]}/stat").read().split(") ")[1][0] == "Z")
+
+
+def test_cmk_s_environment_names_are_read_and_set(kcm, tmp_path):
+    """CMK's variables work where kcm's are unset; the workload gets both families."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0", "1"])})
+    result = kcm.run("isolate", f"--conf-dir={conf}", "--pool=dataplane",
+                     "env", env_overrides={"CMK_NUM_CORES": "2"}, check=True)
+    workload_env = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert workload_env["KCM_CPUS_ASSIGNED"] == workload_env["CMK_CPUS_ASSIGNED"] == "0-1"
+    assert workload_env["KCM_CPUS_ASSIGNED_MASK"] == "0x3"
+    assert workload_env["CMK_CPUS_ASSIGNED_MASK"] == "3"
+    refused = kcm.run("describe", f"--conf-dir={conf}",
+                      env_overrides={"KCM_LOCK_TIMEOUT": "", "CMK_LOCK_TIMEOUT": "x"})
+    assert refused.returncode == 1 and refused.stderr.startswith("kcm: CMK_LOCK_TIMEOUT ")
+    loud = kcm.run("describe", f"--conf-dir={conf}", env_overrides={"CMK_LOG_LEVEL": "LOUD"})
+    assert loud.returncode == 1 and "CMK_LOG_LEVEL must be one of" in loud.stderr
+    # kcm's own name wins.
+    kept = kcm.run("describe", f"--conf-dir={conf}",
+                   env_overrides={"CMK_LOG_LEVEL": "LOUD", "KCM_LOG_LEVEL": "INFO"})
+    assert kept.returncode == 0
+
+
+def test_describe_prints_the_path_normalised_as_the_originals_do(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    (tmp_path / "x").mkdir()
+    for given in (f"{conf}/", f"{tmp_path}//kcm/./", f"{tmp_path}/x/../kcm"):
+        described = json.loads(kcm.run("describe", f"--conf-dir={given}", check=True).stdout)
+        assert described["path"] == str(conf)
+    relative = kcm.run("describe", "--conf-dir=./kcm/", cwd=tmp_path, check=True)
+    assert json.loads(relative.stdout)["path"] == "kcm"
