@@ -254,14 +254,19 @@ def node_resource_topology_crd() -> dict:
 def node_resource_topology_rbac(settings: Settings) -> list[dict]:
     """The node agent's extra role when it publishes NodeResourceTopologies (its own
     node's; delete on uninstall)."""
-    name = f"{NODE_AGENT}-topology"
+    return _agent_role(settings, f"{NODE_AGENT}-topology", "node-resource-topology",
+                       [{"apiGroups": [NRT_GROUP], "resources": [NRT_PLURAL],
+                         "verbs": ["get", "create", "patch", "delete"]}])
+
+
+def _agent_role(settings: Settings, name: str, component: str, rules: list[dict]
+                ) -> list[dict]:
+    """A ClusterRole with ``rules``, bound to the node agent's ServiceAccount."""
     return [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": _meta(name, None, "node-resource-topology"),
-         "rules": [{"apiGroups": [NRT_GROUP], "resources": [NRT_PLURAL],
-                    "verbs": ["get", "create", "patch", "delete"]}]},
+         "metadata": _meta(name, None, component), "rules": rules},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": _meta(name, None, "node-resource-topology"),
+         "metadata": _meta(name, None, component),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                      "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": NODE_AGENT,
@@ -431,14 +436,7 @@ def rbac(settings: Settings) -> list[dict]:
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(NODE_AGENT, settings, "node-agent"),
          "automountServiceAccountToken": False},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": _meta(NODE_AGENT, None, "node-agent"), "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": _meta(NODE_AGENT, None, "node-agent"),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": NODE_AGENT},
-         "subjects": [{"kind": "ServiceAccount", "name": NODE_AGENT,
-                       "namespace": settings.namespace}]},
+        *_agent_role(settings, NODE_AGENT, "node-agent", rules),
     ]
 
 

@@ -2,12 +2,12 @@
 more: the stand-in server authorizes its token with exactly those rules (403 for
 anything else), so a command that needs one more verb or resource fails here."""
 
-import json
 
 import pytest
 
 from kcm.manifests import NODE_AGENT, Settings, node_report_crd, rbac
 from tests.integration.workloads import fake_bundle, make_conf
+from tests.k8s.agent_checks import doctor_passes_and_uninstall_cleans
 from tests.k8s.apiserver import BUILTIN, ApiStatus
 from tests.k8s.conftest import add_node, kubeconfig
 
@@ -50,14 +50,7 @@ def test_the_node_agent_role_covers_discover_report_doctor_and_uninstall(agent, 
     agent.run("discover", f"--conf-dir={conf}", "--taint", check=True)
     agent.run("node-report", f"--conf-dir={conf}", "--publish", check=True)
     agent.run("node-report", f"--conf-dir={conf}", "--publish", check=True)
-    doctor = agent.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}",
-                       "--output=json")
-    checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
-    for name in ("extendedResources", "nodeLabel", "nodeReport"):
-        assert checks[name]["ok"], checks[name]
-    removed = json.loads(agent.run("uninstall", f"--conf-dir={conf}",
-                                   f"--install-dir={install}", check=True).stdout)["removed"]
-    assert "NodeReport node-1" in removed and "taint kcm.dev/node" in removed
+    doctor_passes_and_uninstall_cleans(agent, conf, install, "node-1")
     assert all(entry.authorization == f"Bearer {TOKEN}" for entry in api.store.requests())
     assert api.store.get("kcm.dev", "nodereports", "node-1") is None
     node = api.store.get("", "nodes", "node-1")

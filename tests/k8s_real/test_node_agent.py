@@ -11,6 +11,7 @@ import pytest
 from kcm.manifests import NODE_AGENT, Settings, node_resource_topology_rbac, rbac
 from tests.conftest import KCM
 from tests.integration.workloads import fake_bundle, make_conf, recorded_workloads, wait_for
+from tests.k8s.agent_checks import doctor_passes_and_uninstall_cleans
 from tests.k8s_real.conftest import KcmInCluster
 from tests.machines import build_sysfs, load_machine, machine_env
 
@@ -96,14 +97,7 @@ def test_the_node_agent_does_its_whole_job_with_exactly_its_role(cluster, manife
     assert live["metadata"]["labels"]["kcm.dev/node"] == "true"
     assert {"key": "kcm.dev/node", "value": "true", "effect": "NoSchedule"} in \
         live["spec"]["taints"]
-    doctor = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}",
-                     "--output=json")
-    checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
-    for name in ("extendedResources", "nodeLabel", "nodeReport"):
-        assert checks[name]["ok"], checks[name]
-    removed = json.loads(kcm.run("uninstall", f"--conf-dir={conf}",
-                                 f"--install-dir={install}", check=True).stdout)["removed"]
-    assert f"NodeReport {node}" in removed and "taint kcm.dev/node" in removed
+    removed = doctor_passes_and_uninstall_cleans(kcm, conf, install, node)
     assert f"NodeResourceTopology {node}" in removed
     assert cluster.kubectl("get", "noderesourcetopology", node, check=False).returncode != 0
     live = cluster.get("node", node)
