@@ -254,6 +254,7 @@ def build_parser():
     report.add_argument("--node-resource-topology", action="store_true",
                         help="with --publish, also publish the node's NodeResourceTopology "
                              "(per-NUMA zones of the pool resources)")
+    _resource_prefix(report)
     report.add_argument("--interval", type=_seconds, metavar="SECONDS",
                         help="repeat every SECONDS until SIGTERM")
     report.add_argument("--metrics-port", type=_port, metavar="PORT",

@@ -459,6 +459,7 @@ def node_daemonset(settings: Settings) -> dict:
                    ["node-report", f"--conf-dir={settings.conf_dir}", "--publish",
                     f"--interval={_number(settings.report_interval)}",
                     f"--metrics-port={METRICS_PORT}",
+                    f"--resource-prefix={settings.resource_prefix}",
                     *(["--node-resource-topology"] if settings.node_resource_topology
                       else [])],
                    conf_writable=False, node_name=True,

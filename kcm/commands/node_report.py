@@ -3,7 +3,7 @@
 import json
 
 from kcm.env import read_node_topology
-from kcm.names import GROUP, NODE_LABEL, NODE_REPORT_API_VERSION, NRT_API_VERSION
+from kcm.names import NODE_LABEL, NODE_REPORT_API_VERSION, NRT_API_VERSION
 from kcm.node_facts import enforcement_status, host_processes, read_config
 from kcm.node_report import build_report, summary
 from kcm.periodic import hold_stop_signals, repeat
@@ -96,7 +96,7 @@ def run(args) -> int:
         if client is not None:
             if args.node_resource_topology:
                 report["nodeResourceTopology"] = publish_topology(client, node, report,
-                                                                  GROUP)
+                                                                  args.resource_prefix)
             publish(client, node, report)
         if metrics is not None:
             metrics.update(report, conf.last_lock_wait)

@@ -130,6 +130,11 @@ def test_the_topology_has_a_zone_per_numa_node_and_another_agent_s_is_left_alone
     assert set(zones) == {"node-0", "node-1"}
     assert sum(int(capacity) for capacity, _, _ in zones.values()) == 4
     assert all(capacity == available for capacity, _, available in zones.values())
+    kcm.run("node-report", f"--conf-dir={conf}", "--publish", "--node-resource-topology",
+            "--resource-prefix=example.com", check=True)
+    names = {resource["name"] for zone in cluster.get("noderesourcetopology", node)["zones"]
+             for resource in zone["resources"]}
+    assert names == {"example.com/dataplane-cores"}
     # A NodeResourceTopology kcm did not write (another agent's) stays as it is.
     other = "someone-elses"
     add_node(cluster, other)
