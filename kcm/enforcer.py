@@ -29,7 +29,7 @@ class Enforcer:
 
     def holders(self) -> list[Holder]:
         with self.conf.locked(shared=True):
-            config = self.conf.load(check_overlap=False)
+            config = self.conf.load(warn_overlap=False)
         found = []
         for pool in config.pools.values():
             if not pool.exclusive:

@@ -13,7 +13,7 @@ def read_config(conf: ConfigDir) -> tuple[Config | None, KcmError | None]:
     overlapping CPU lists are left to the report's checks."""
     try:
         with conf.locked(shared=True):
-            return conf.load(check_overlap=False), None
+            return conf.load(warn_overlap=False), None
     except KcmError as failure:
         return None, failure
 

@@ -111,11 +111,14 @@ class ConfigDir:
 
     # -- reading -----------------------------------------------------------------
 
-    def load(self, check_overlap: bool = True) -> Config:
+    def load(self, warn_overlap: bool = True) -> Config:
         """Read and validate the whole directory (call under the lock).
 
-        ``check_overlap=False`` leaves CPU lists shared between pools to the caller
-        (the node report shows them as a failed check instead of failing)."""
+        A CPU in two CPU lists is not an error: the original KCM and CMK accept such
+        directories (their own fixtures put CPU 0 in an exclusive and a shared pool), so
+        kcm works on them and warns, once per process (``warn_overlap=False``: the caller
+        reports them itself, as the node report's failed check). Only init refuses to
+        create an overlap, and its plans never do."""
         pools_dir = self._pools_dir()
         pools = {}
         for name, kind in sorted(_entries(pools_dir).items()):
@@ -124,11 +127,32 @@ class ConfigDir:
                 raise ConfigError(f"bad pool {kind} name {path}")
             pools[name] = _load_pool(path, name)
         config = Config(self.path, pools)
-        if check_overlap:
+        if warn_overlap:
             overlap = overlapping_cpus(config)
-            if overlap:
-                raise ConfigError(overlap[0])
+            if overlap and overlap[0] not in _WARNED:
+                _WARNED.add(overlap[0])
+                more = f" (and {len(overlap) - 1} more)" if len(overlap) > 1 else ""
+                log.warning(f"{overlap[0]}{more}: pools that share CPUs are not exclusive")
         return config
+
+    def lists_overlapping(self, pool: str, cpus: CpuSet) -> list[str]:
+        """``pool/list`` of every other pool's CPU list that shares a CPU with ``cpus``;
+        from directory names alone (no file is read)."""
+        found = []
+        try:
+            pools_dir = self._pools_dir()
+            for other, kind in sorted(_entries(pools_dir).items()):
+                if other == pool or kind != "dir":
+                    continue
+                for name, entry in sorted(_entries(os.path.join(pools_dir, other)).items()):
+                    try:
+                        if entry == "dir" and parse_cpulist(name) & cpus:
+                            found.append(f"{other}/{name}")
+                    except CpuListError:
+                        continue
+        except ConfigError:
+            pass  # a damaged other pool: the commands that read it all say so
+        return found
 
     def load_pool(self, name: str) -> Pool:
         """One pool, for a writer that changes only its tasks (isolate; call under the
@@ -435,6 +459,10 @@ def _open_lock(lock_path: str, shared: bool) -> int:
             except OSError:
                 pass
         raise ConfigError(f"cannot open lock file {lock_path}: {error.strerror}") from None
+
+
+_WARNED: set[str] = set()
+"""Overlap warnings already given by this process (a reconcile loop warns once)."""
 
 
 def _load_pool(path: str, name: str) -> Pool:

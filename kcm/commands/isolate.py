@@ -2,7 +2,7 @@
 them back when it exits. Imports only the standard library and kcm's small modules."""
 
 from kcm import env, log
-from kcm.cpuset import CpuSet
+from kcm.cpuset import CpuSet, format_cpulist
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
 from kcm.model import Task
@@ -49,6 +49,10 @@ def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[
                                       read_node_topology)
     for name in reclaimed:
         log.info(f"reclaimed pool {request.pool} CPU list {name} from dead tasks")
+    shared_with = conf.lists_overlapping(request.pool, cpus)
+    if shared_with:
+        log.warning(f"CPUs {format_cpulist(cpus)} of pool {request.pool} are also in "
+                    f"{', '.join(shared_with)}: not exclusive")
     if request.num_cores > 1 and not request.explicit_num_cores and len(held) == 1:
         log.warning(f"KCM_NUM_CORES={request.num_cores} is ignored: pool {request.pool} is "
                     "shared (one CPU list per task)")

@@ -76,3 +76,24 @@ def test_describe_prints_the_path_normalised_as_the_originals_do(kcm, tmp_path):
         assert described["path"] == str(conf)
     relative = kcm.run("describe", "--conf-dir=./kcm/", cwd=tmp_path, check=True)
     assert json.loads(relative.stdout)["path"] == "kcm"
+
+
+def test_overlapping_pools_work_with_warnings_as_in_the_originals(kcm, tmp_path):
+    """The originals' fixtures put CPU 0 in an exclusive and a shared pool: every command
+    works; describe warns, isolate warns when its list is shared with another pool."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0", "1"]),
+                                        "infra": (False, ["0"])})
+    described = kcm.run("describe", f"--conf-dir={conf}", check=True)
+    assert set(json.loads(described.stdout)["pools"]) == {"dataplane", "infra"}
+    assert described.stderr.count("\n") == 1 and "CPU 0 is in two CPU lists" in described.stderr
+    shared = kcm.run("isolate", f"--conf-dir={conf}", "--pool=infra", "true", check=True)
+    assert "CPUs 0 of pool infra are also in dataplane/0: not exclusive" in shared.stderr
+    for _ in range(2):  # whichever list it gets, the warning says whether it is shared
+        taken = kcm.run("isolate", f"--conf-dir={conf}", "--pool=dataplane", "printenv",
+                        "KCM_CPUS_ASSIGNED", check=True)
+        overlaps = taken.stdout.strip() == "0"
+        assert ("also in infra/0: not exclusive" in taken.stderr) is overlaps
+    kcm.run("reconcile", f"--conf-dir={conf}", check=True)
+    report = json.loads(kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout)
+    check = next(c for c in report["checks"] if c["name"] == "disjointCpuLists")
+    assert not check["ok"] and "CPU 0" in check["errors"][0]
