@@ -123,6 +123,17 @@ def _image(text: str) -> str:
     return text
 
 
+FORMATS = ("table", "json", "yaml")
+
+
+def _output(parser, default: str | None, formats: tuple[str, ...] = FORMATS) -> None:
+    """``-o/--output``, the same on every command (kcm.output prints it); a default of
+    None is table on a terminal and json otherwise."""
+    said = "table on a terminal, json otherwise" if default is None else default
+    parser.add_argument("-o", "--output", choices=formats, default=default,
+                        help=f"output format (default: {said})")
+
+
 def _port(text: str) -> int:
     from kcm.inputs import whole_number
 
@@ -216,15 +227,17 @@ def build_parser():
 
     describe = parsers["describe"]
     _conf_dir(describe)
-    describe.add_argument("--output", "-o", choices=("json", "table"), default="json",
-                          help="json: the original KCM's document, with each task's workload "
-                               "and liveness added; table: for people (default json)")
+    describe.add_argument("-o", "--output", choices=FORMATS, default="json",
+                          help="json: the original KCM's document (with deadTasks when a "
+                               "kcm process is gone); yaml: the same; table: for people "
+                               "(default json)")
 
     reconcile = parsers["reconcile"]
     _conf_dir(reconcile)
     reconcile.add_argument("--interval", type=_seconds, metavar="SECONDS",
-                           help="repeat every SECONDS until SIGTERM "
+                           help="repeat every SECONDS until SIGTERM, one JSON line per pass "
                                 "(default $KCM_RECONCILE_SLEEP_TIME, else run once)")
+    _output(reconcile, None)
 
     enforce = parsers["enforce"]
     _conf_dir(enforce)
@@ -238,6 +251,7 @@ def build_parser():
     enforce.add_argument("--steer-irqs", action="store_true",
                          help="also move interrupts off held exclusive CPUs, and back on "
                               "release (default: leave interrupts alone)")
+    _output(enforce, "json", ("json", "yaml"))
 
     discover = parsers["discover"]
     _conf_dir(discover)
@@ -245,6 +259,7 @@ def build_parser():
     _resource_prefix(discover)
     discover.add_argument("--taint", action="store_true",
                           help=f"also taint the node {NODE_LABEL}=true:NoSchedule")
+    _output(discover, None)
 
     report = parsers["node-report"]
     _conf_dir(report)
@@ -261,12 +276,14 @@ def build_parser():
                         help="serve Prometheus metrics on /metrics at this port")
     report.add_argument("--metrics-address", default="", metavar="ADDRESS",
                         help="address for the metrics server (default: all)")
+    _output(report, "json", ("json", "yaml"))
 
     install = parsers["install"]
     _install_dir(install)
     install.add_argument("--from", dest="source", metavar="DIR",
                          help="the kcm bundle to install (default $KCM_BUNDLE_DIR, this "
                               "binary's own bundle, or /usr/local/share/kcm/bundle)")
+    _output(install, None)
 
     manifests = parsers["manifests"]
     _deploy_options(manifests)
@@ -303,9 +320,9 @@ def build_parser():
     _node_name(doctor)
     _install_dir(doctor)
     _resource_prefix(doctor)
-    doctor.add_argument("--output", "-o", choices=("text", "json"), default="text",
-                        help="text: findings and fixes for people; json: for tools "
-                             "(default text)")
+    doctor.add_argument("-o", "--output", choices=(*FORMATS, "text"), default="table",
+                        help="table (or text): findings and fixes for people; json, yaml: "
+                             "for tools (default table)")
     doctor.add_argument("--kubelet-state", default="/var/lib/kubelet/cpu_manager_state",
                         metavar="FILE", help="the kubelet's CPU manager checkpoint "
                                              "(default /var/lib/kubelet/cpu_manager_state)")
@@ -319,6 +336,7 @@ def build_parser():
     _resource_prefix(uninstall)
     uninstall.add_argument("--force", action="store_true",
                            help="uninstall even while kcm tasks are running")
+    _output(uninstall, None)
 
     isolate = parsers["isolate"]
     _conf_dir(isolate)

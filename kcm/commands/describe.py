@@ -7,12 +7,12 @@ workload keeps the CPU list while it lives, under a PID the original keys do not
 The table shows each task as ``PID`` or ``PID(dead)>WORKLOAD``."""
 
 import argparse
-import json
 
 from kcm.cpuset import format_cpulist
 from kcm.env import read_node_topology
 from kcm.errors import KcmError, TopologyError
 from kcm.model import Config, Task
+from kcm.output import emit
 from kcm.procfs import host_proc_root, is_running
 from kcm.report import config_as_dict
 from kcm.state import ConfigDir, conf_dir_from
@@ -27,12 +27,14 @@ def run(args: argparse.Namespace) -> int:
     except KcmError:
         root = None  # no host procfs to ask: the records as they are
     dead = dead_tasks(config, root) if root else []
-    if args.output == "json":
-        document = config_as_dict(config)
-        if dead:
-            document["deadTasks"] = dead
-        print(json.dumps(document, sort_keys=True, indent=2))
-        return 0
+    document = config_as_dict(config)
+    if dead:
+        document["deadTasks"] = dead
+    emit(document, args.output, lambda _: table_rows(config, root))
+    return 0
+
+
+def table_rows(config: Config, root: str | None) -> list[tuple[str, ...]]:
     try:
         numa_of = {cpu.id: cpu.numa for cpu in read_node_topology().cpus.values()}
     except TopologyError:
@@ -48,11 +50,7 @@ def run(args: argparse.Namespace) -> int:
                 "?" if None in nodes else format_cpulist(nodes),
                 ",".join(_task_cell(task, root) for task in cpu_list.tasks) or "-",
             ))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
-    return 0
+    return rows
 
 
 def dead_tasks(config: Config, root: str) -> list[dict]:

@@ -1,12 +1,11 @@
 """``kcm discover``: advertise every exclusive pool as the node extended resource
 ``<prefix>/<pool>-cores``, label the node, and optionally taint it."""
 
-import json
-
 from kcm.errors import KcmError
 from kcm.k8s import NODE, KubeClient, node_name
 from kcm.names import NODE_LABEL
 from kcm.node_patch import capacity_patch, label_patch, taint_update, wanted_capacity
+from kcm.output import emit
 from kcm.state import ConfigDir, conf_dir_from
 
 
@@ -28,7 +27,6 @@ def run(args) -> int:
         client.patch(NODE, name, labelled)
     if args.taint:
         client.update(NODE, name, lambda current: taint_update(current, present=True))
-    print(json.dumps({"node": name, "capacity": wanted, "label": f"{NODE_LABEL}=true",
-                      "taint": f"{NODE_LABEL}=true:NoSchedule" if args.taint else None},
-                     sort_keys=True, indent=2))
+    emit({"node": name, "capacity": wanted, "label": f"{NODE_LABEL}=true",
+          "taint": f"{NODE_LABEL}=true:NoSchedule" if args.taint else None}, args.output)
     return 0

@@ -1,5 +1,6 @@
 """``kcm doctor``: check this node the way an experienced operator would."""
 
+import json
 import os
 import subprocess
 import time
@@ -9,6 +10,7 @@ from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_json, as_text, diag
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
 from kcm.node_facts import enforcement_status, host_processes, read_config
+from kcm.output import emit
 from kcm.procfs import host_proc_root
 from kcm.state import ConfigDir, conf_dir_from
 
@@ -62,5 +64,8 @@ def run(args) -> int:
         enforcement=enforcement_status(conf),
     )
     findings = diagnose(facts)
-    print(as_json(findings) if args.output == "json" else as_text(findings))
+    if args.output in ("table", "text"):
+        print(as_text(findings))
+    else:
+        emit(json.loads(as_json(findings)), args.output)
     return 0 if healthy(findings) else 1

@@ -5,6 +5,7 @@ every N seconds and within milliseconds of a grant or release (inotify)."""
 import json
 
 from kcm.enforcer import cpu_list_directories, make_enforcer
+from kcm.output import emit
 from kcm.periodic import repeat
 from kcm.state import ConfigDir, conf_dir_from
 
@@ -13,7 +14,7 @@ def run(args) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
     enforcer = make_enforcer(conf, args.cgroup_root, args.steer_irqs)
     if args.interval is None:
-        print(json.dumps(enforcer.one_pass(), sort_keys=True, indent=2))
+        emit(enforcer.one_pass(), args.output)
         return 0
     from kcm.watch import Watcher
 

@@ -1,9 +1,8 @@
 """``kcm install``: put the self-contained kcm on the host for workload containers."""
 
-import json
-
 from kcm import log
 from kcm.install import bundle_source, install
+from kcm.output import emit
 
 
 def run(args) -> int:
@@ -11,5 +10,5 @@ def run(args) -> int:
     link, changed = install(source, args.install_dir)
     if not changed:
         log.info(f"{link} is already this kcm; nothing to do")
-    print(json.dumps({"installed": link, "from": source, "changed": changed}, indent=2))
+    emit({"installed": link, "from": source, "changed": changed}, args.output)
     return 0

@@ -1,11 +1,11 @@
 """``kcm node-report``: report the node as JSON; publish it as a NodeReport; serve metrics."""
 
-import json
 
 from kcm.env import read_node_topology
 from kcm.names import NODE_LABEL, NODE_REPORT_API_VERSION, NRT_API_VERSION
 from kcm.node_facts import enforcement_status, host_processes, read_config
 from kcm.node_report import build_report, summary
+from kcm.output import emit
 from kcm.periodic import hold_stop_signals, repeat
 from kcm.procfs import host_proc_root
 from kcm.state import ConfigDir, conf_dir_from
@@ -100,7 +100,7 @@ def run(args) -> int:
             publish(client, node, report)
         if metrics is not None:
             metrics.update(report, conf.last_lock_wait)
-        print(json.dumps(report, sort_keys=True, indent=indent), flush=True)
+        emit(report, args.output, indent=indent)
 
     if args.interval is None:
         one_pass(2)

@@ -4,6 +4,7 @@ import argparse
 import json
 
 from kcm import env
+from kcm.output import emit
 from kcm.periodic import repeat
 from kcm.procfs import host_proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     interval = args.interval if args.interval is not None else env.reconcile_sleep_time()
     if interval is None:
         report = {"reclaimedCpuLists": reclaim(conf, root)}
-        print(json.dumps(report, sort_keys=True, indent=2))
+        emit(report, args.output, lambda r: [("POOL", "CPU LIST", "DEAD PID")] + [
+            (e["pool"], e["cpus"], str(e["pid"])) for e in r["reclaimedCpuLists"]])
         return 0
 
     def one_pass() -> None:

@@ -1,7 +1,6 @@
 """``kcm uninstall``: remove what kcm added to the node, the installed binary and the
 configuration directory; refused while workloads still hold CPU lists (``--force``)."""
 
-import json
 import os
 
 from kcm import env, log
@@ -10,6 +9,7 @@ from kcm.install import installed_paths
 from kcm.install import uninstall as remove_bundle
 from kcm.names import NODE_LABEL
 from kcm.node_patch import capacity_patch, label_patch, taint_update
+from kcm.output import emit
 from kcm.procfs import host_proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
 
@@ -107,5 +107,6 @@ def run(args) -> int:
         removed += restore_recorded(conf, host_proc_root())
     if conf.destroy():
         removed.append(conf.path)
-    print(json.dumps({"removed": removed}, indent=2))
+    emit({"removed": removed}, args.output,
+         lambda d: [("REMOVED",)] + [(item,) for item in d["removed"]])
     return 0

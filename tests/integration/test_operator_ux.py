@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from kcm.cli import build_parser
-from tests.integration.workloads import kill_workloads, make_conf, recorded_workloads, wait_for
+from tests.conftest import KCM
+from tests.integration.workloads import (
+    fake_bundle,
+    kill_workloads,
+    make_conf,
+    recorded_workloads,
+    wait_for,
+)
 
 POOLS = {"dataplane": (True, ["1"]), "infra": (False, ["0"])}
 
@@ -150,3 +157,53 @@ def run_unprivileged_init(python: str, base: Path) -> None:
     assert result.returncode == 1
     assert "Permission denied (kcm needs root for" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def on_a_terminal(argv: list[str], env: dict) -> str:
+    """Run argv with stdout on a pseudo-terminal, as a person would; what it printed."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(30) == 0, proc.stderr.read()
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_every_command_speaks_table_json_and_yaml(kcm, tmp_path):
+    import yaml
+
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    for command in (["describe"], ["reconcile"]):
+        as_json = json.loads(kcm.run(*command, f"--conf-dir={conf}", check=True).stdout)
+        as_yaml = yaml.safe_load(kcm.run(*command, f"--conf-dir={conf}", "-o", "yaml",
+                                         check=True).stdout)
+        assert as_yaml == as_json, command
+    table = kcm.run("describe", f"--conf-dir={conf}", "-o", "table", check=True).stdout
+    assert table.splitlines()[0].split() == ["POOL", "EXCLUSIVE", "CPU", "LIST", "NUMA", "NODE",
+                                             "TASKS"]
+
+
+def test_a_terminal_gets_a_table_and_a_pipe_gets_json(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    piped = kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout
+    assert json.loads(piped) == {"reclaimedCpuLists": []}
+    shown = on_a_terminal([KCM, "reconcile", f"--conf-dir={conf}"], kcm.env)
+    assert shown.split() == ["POOL", "CPU", "LIST", "DEAD", "PID"]
+    # describe keeps the original KCM's JSON even on a terminal.
+    described = on_a_terminal([KCM, "describe", f"--conf-dir={conf}"], kcm.env)
+    assert json.loads(described)["pools"]["infra"]["exclusive"] is False
+    bundle = fake_bundle(tmp_path / "bundle")
+    installed = on_a_terminal([KCM, "install", f"--install-dir={tmp_path / 'bin'}",
+                               f"--from={bundle}"], kcm.env)
+    assert installed.splitlines()[0].split() == ["KEY", "VALUE"] and "changed" in installed
