@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 
-from kcm import __version__, env
+from kcm import __version__, env, log
 from kcm.durable import fsync_path
 from kcm.errors import KcmError
 
@@ -54,6 +54,7 @@ def bundle_source(explicit: str | None) -> str:
 def digest(directory: str) -> str:
     """A short content hash of a bundle, so re-installing the same one is a no-op."""
     hasher = hashlib.sha256()
+    progress = log.Progress("checking the bundle", tree_size(directory))
     for root, dirs, files in os.walk(directory):
         dirs.sort()
         for name in sorted(files):
@@ -62,6 +63,8 @@ def digest(directory: str) -> str:
             with open(path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     hasher.update(block)
+                    progress.advance(len(block))
+    progress.finish()
     return hasher.hexdigest()[:12]
 
 
@@ -78,7 +81,14 @@ def install(source: str, install_dir: str) -> tuple[str, bool]:
         if not os.path.isdir(target):
             staging = os.path.join(install_dir, f"{TMP}{os.getpid()}")
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(source, staging, symlinks=True)
+            copying = log.Progress("copying the bundle", tree_size(source))
+
+            def copy(src: str, dst: str) -> None:
+                shutil.copy2(src, dst)
+                copying.advance(os.path.getsize(dst))
+
+            shutil.copytree(source, staging, symlinks=True, copy_function=copy)
+            copying.finish()
             _sync_tree(staging)
             os.rename(staging, target)
         temp_link = os.path.join(install_dir, f"{TMP}link-{os.getpid()}")
@@ -165,6 +175,17 @@ def _remove_other_bundles(install_dir: str, keep: str) -> None:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.unlink(path)
+
+
+def tree_size(directory: str) -> int:
+    """Bytes in the regular files under ``directory`` (symlinks not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                total += os.path.getsize(path)
+    return total
 
 
 def _sync_tree(directory: str) -> None:

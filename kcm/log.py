@@ -28,3 +28,34 @@ def info(message: str) -> None:
 
 def debug(message: str) -> None:
     log("DEBUG", message)
+
+
+class Progress:
+    """One line of progress on a terminal (stderr), redrawn at most ten times a second;
+    nothing at all when stderr is not a terminal, so logs stay quiet."""
+
+    def __init__(self, what: str, total: int, unit: str = "MB", scale: int = 1 << 20):
+        self.what, self.total, self.unit, self.scale = what, total, unit, scale
+        self.done = 0
+        self.shown = 0.0
+        self.on = sys.stderr.isatty()
+
+    def advance(self, amount: int) -> None:
+        import time
+
+        self.done += amount
+        now = time.monotonic()
+        if self.on and now - self.shown >= 0.1:
+            self.shown = now
+            self._draw("\r")
+
+    def finish(self) -> None:
+        if self.on:
+            self.done = self.total
+            self._draw("\r")
+            print(file=sys.stderr, flush=True)
+
+    def _draw(self, start: str) -> None:
+        done, total = self.done / self.scale, self.total / self.scale
+        print(f"{start}kcm: {self.what}: {done:.1f} of {total:.1f} {self.unit}", end="",
+              file=sys.stderr, flush=True)

@@ -159,12 +159,15 @@ def run_unprivileged_init(python: str, base: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
-def on_a_terminal(argv: list[str], env: dict) -> str:
-    """Run argv with stdout on a pseudo-terminal, as a person would; what it printed."""
+def on_a_terminal(argv: list[str], env: dict, stream: str = "stdout") -> tuple[str, str]:
+    """Run argv with ``stream`` (stdout or stderr) on a pseudo-terminal, as a person
+    would; (what the terminal showed, what the other stream carried)."""
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(argv, stdout=follower, stderr=subprocess.PIPE, env=env)
+    other = subprocess.PIPE
+    proc = subprocess.Popen(argv, env=env, stdout=follower if stream == "stdout" else other,
+                            stderr=follower if stream == "stderr" else other)
     os.close(follower)
     chunks = []
     while True:
@@ -176,8 +179,9 @@ def on_a_terminal(argv: list[str], env: dict) -> str:
             break
         chunks.append(chunk)
     os.close(leader)
-    assert proc.wait(30) == 0, proc.stderr.read()
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    piped = (proc.stderr if stream == "stdout" else proc.stdout).read().decode()
+    assert proc.wait(30) == 0, piped
+    return b"".join(chunks).decode().replace("\r\n", "\n"), piped
 
 
 def test_every_command_speaks_table_json_and_yaml(kcm, tmp_path):
@@ -198,12 +202,24 @@ def test_a_terminal_gets_a_table_and_a_pipe_gets_json(kcm, tmp_path):
     conf = make_conf(tmp_path / "kcm", POOLS)
     piped = kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout
     assert json.loads(piped) == {"reclaimedCpuLists": []}
-    shown = on_a_terminal([KCM, "reconcile", f"--conf-dir={conf}"], kcm.env)
+    shown, _ = on_a_terminal([KCM, "reconcile", f"--conf-dir={conf}"], kcm.env)
     assert shown.split() == ["POOL", "CPU", "LIST", "DEAD", "PID"]
     # describe keeps the original KCM's JSON even on a terminal.
-    described = on_a_terminal([KCM, "describe", f"--conf-dir={conf}"], kcm.env)
+    described, _ = on_a_terminal([KCM, "describe", f"--conf-dir={conf}"], kcm.env)
     assert json.loads(described)["pools"]["infra"]["exclusive"] is False
     bundle = fake_bundle(tmp_path / "bundle")
-    installed = on_a_terminal([KCM, "install", f"--install-dir={tmp_path / 'bin'}",
-                               f"--from={bundle}"], kcm.env)
+    installed, _ = on_a_terminal([KCM, "install", f"--install-dir={tmp_path / 'bin'}",
+                                  f"--from={bundle}"], kcm.env)
     assert installed.splitlines()[0].split() == ["KEY", "VALUE"] and "changed" in installed
+
+
+def test_install_shows_progress_on_a_terminal_and_nothing_in_a_log(kcm, tmp_path):
+    bundle = fake_bundle(tmp_path / "bundle")
+    shown, printed = on_a_terminal([KCM, "install", f"--install-dir={tmp_path / 'bin'}",
+                                    f"--from={bundle}", "-o", "json"], kcm.env, "stderr")
+    assert json.loads(printed)["changed"] is True
+    assert "kcm: checking the bundle:" in shown and "kcm: copying the bundle:" in shown
+    assert "\r" in shown
+    logged = kcm.run("install", f"--install-dir={tmp_path / 'bin2'}", f"--from={bundle}",
+                     check=True)
+    assert logged.stderr == ""
