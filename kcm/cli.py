@@ -349,6 +349,11 @@ def build_parser():
     where.add_argument("--numa-node", type=_count, metavar="N", help="only CPUs of this NUMA node")
     isolate.add_argument("--no-affinity", action="store_true",
                          help="do not pin; only set KCM_CPUS_ASSIGNED for the command")
+    isolate.add_argument("--with-shared", action="store_true",
+                         help="pin to the granted CPUs plus every shared pool's, for a "
+                              "workload that pins its own threads (poll loops on "
+                              "KCM_CPUS_ASSIGNED, control threads on KCM_CPUS_SHARED); "
+                              "default: the granted CPUs only")
     isolate.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]",
                          help="the command to run, without a shell. kcm's options come "
                               "before it: everything from COMMAND on (or after --) is the "
@@ -393,12 +398,12 @@ def fast_isolate_arguments(options: Sequence[str]) -> Arguments | None:
     abbreviations, bad values, conflicts), which argparse then handles and reports."""
     values: dict[str, object] = {"command": "isolate", "conf_dir": None, "pool": None,
                                  "num_cores": None, "socket_id": None, "numa_node": None,
-                                 "no_affinity": False}
+                                 "no_affinity": False, "with_shared": False}
     words = list(options)
     while words:
         word = words.pop(0)
-        if word == "--no-affinity":
-            values["no_affinity"] = True
+        if word in ("--no-affinity", "--with-shared"):
+            values[word[2:].replace("-", "_")] = True
             continue
         name, equals, value = word.partition("=")
         if name not in _ISOLATE_VALUE_OPTIONS:

@@ -141,3 +141,19 @@ def _shared(pool: Pool, request: Request, where: tuple[str, CpuSet] | None) -> C
     return [chosen], cpus, []
 
 
+
+
+Overview = dict[str, tuple[bool, dict[str, CpuSet]]]
+"""Pool name -> (exclusive, CPU list name -> CPUs): ``ConfigDir.pools_overview``."""
+
+
+def lists_overlapping(overview: Overview, pool: str, cpus: CpuSet) -> list[str]:
+    """``pool/list`` of every other pool's CPU list that shares a CPU with ``cpus``."""
+    return [f"{other}/{name}" for other, (_, lists) in overview.items() if other != pool
+            for name, listed in lists.items() if listed & cpus]
+
+
+def shared_pools(overview: Overview) -> dict[str, CpuSet]:
+    """The CPUs of each shared pool (what a workload's control threads may use)."""
+    return {name: frozenset().union(*lists.values())
+            for name, (exclusive, lists) in overview.items() if not exclusive}

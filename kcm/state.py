@@ -135,23 +135,29 @@ class ConfigDir:
                 log.warning(f"{overlap[0]}{more}: pools that share CPUs are not exclusive")
         return config
 
-    def lists_overlapping(self, pool: str, cpus: CpuSet) -> list[str]:
-        """``pool/list`` of every other pool's CPU list that shares a CPU with ``cpus``;
-        from directory names alone (no file is read)."""
-        found = []
+    def pools_overview(self, own: str | None = None) -> dict[str, tuple[bool, dict[str, CpuSet]]]:
+        """Every pool's exclusive flag and CPU lists, from the flag files and directory
+        names alone (no task is read; call without the lock: only init changes them).
+        The lists of ``own`` are skipped when it is exclusive (isolate knows its own).
+        A damaged pool is left out: the commands that read everything say what is wrong."""
+        found: dict[str, tuple[bool, dict[str, CpuSet]]] = {}
         try:
             pools_dir = self._pools_dir()
-            for other, kind in sorted(_entries(pools_dir).items()):
-                if other == pool or kind != "dir":
-                    continue
-                for name, entry in sorted(_entries(os.path.join(pools_dir, other)).items()):
-                    try:
-                        if entry == "dir" and parse_cpulist(name) & cpus:
-                            found.append(f"{other}/{name}")
-                    except CpuListError:
-                        continue
+            pools = sorted(_entries(pools_dir).items())
         except ConfigError:
-            pass  # a damaged other pool: the commands that read it all say so
+            return found
+        for name, kind in pools:
+            path = os.path.join(pools_dir, name)
+            try:
+                if kind != "dir":
+                    continue
+                flag = _read_text(os.path.join(path, "exclusive")).strip()
+                lists = {} if name == own and flag == "1" else {
+                    entry: parse_cpulist(entry) for entry, entry_kind
+                    in sorted(_entries(path).items()) if entry_kind == "dir"}
+            except (ConfigError, CpuListError):
+                continue
+            found[name] = (flag == "1", lists)
         return found
 
     def load_pool(self, name: str) -> Pool:

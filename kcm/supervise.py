@@ -236,15 +236,34 @@ def _pin(cpus: CpuSet) -> str | None:  # pragma: no cover - runs in the child
         time.sleep(0.005)
 
 
-def assigned_env(cpus: CpuSet, pool: str) -> dict[str, str]:
-    """What the workload learns of its CPUs (useful with ``--no-affinity``), under kcm's
-    names and CMK's (whose mask has no ``0x``), so CMK's workloads run unchanged."""
+def assigned_env(cpus: CpuSet, pool: str, shared: dict[str, CpuSet] | None = None
+                 ) -> dict[str, str]:
+    """What the workload learns of its CPUs, under kcm's names and CMK's (whose mask has
+    no ``0x``), so CMK's workloads run unchanged: its own CPUs, and the CPUs of each
+    shared pool (``shared``), where its control threads may run while its poll loops
+    keep the exclusive ones.
+
+    ``KCM_CPUS_SHARED`` is every shared pool's CPUs; ``KCM_CPUS_<POOL>`` one shared pool's
+    (name upper-cased, other characters ``_``); CMK's ``CMK_CPUS_SHARED`` is the pool
+    named ``shared``, else ``controlplane`` (kcm's name for it), ``CMK_CPUS_INFRA`` the
+    pool ``infra``."""
     listed, mask = format_cpulist(cpus), format_mask(cpus)
-    return {
+    env = {
         "KCM_CPUS_ASSIGNED": listed,
         "KCM_CPUS_ASSIGNED_MASK": mask,
         "KCM_POOL": pool,
         "CMK_CPUS_ASSIGNED": listed,
         "CMK_CPUS_ASSIGNED_MASK": mask[2:],
     }
+    if shared:
+        env["KCM_CPUS_SHARED"] = format_cpulist(frozenset().union(*shared.values()))
+        for name, pool_cpus in shared.items():
+            key = "".join(c if c.isalnum() and c.isascii() else "_" for c in name.upper())
+            env[f"KCM_CPUS_{key}"] = format_cpulist(pool_cpus)
+        cmk_shared = shared.get("shared", shared.get("controlplane"))
+        if cmk_shared is not None:
+            env["CMK_CPUS_SHARED"] = format_cpulist(cmk_shared)
+        if "infra" in shared:
+            env["CMK_CPUS_INFRA"] = format_cpulist(shared["infra"])
+    return env
 

@@ -7,7 +7,7 @@ from kcm.env import read_node_topology
 from kcm.errors import KcmError
 from kcm.model import Task
 from kcm.procfs import host_proc_root, self_stat, task_alive
-from kcm.selection import Request, grant, release
+from kcm.selection import Request, grant, lists_overlapping, release, shared_pools
 from kcm.state import ConfigDir, conf_dir_from
 from kcm.supervise import Workload, assigned_env, find_executable, shell_form
 
@@ -32,8 +32,15 @@ def run(args) -> int:
     except BaseException:
         workload.abandon()
         raise
+    overview = conf.pools_overview(own=args.pool)
+    shared_with = lists_overlapping(overview, args.pool, cpus)
+    if shared_with:
+        log.warning(f"CPUs {format_cpulist(cpus)} of pool {args.pool} are also in "
+                    f"{', '.join(shared_with)}: not exclusive")
+    shared = shared_pools(overview)
+    pinned = cpus.union(*shared.values()) if args.with_shared else cpus
     try:
-        workload.start(cpus, not args.no_affinity, assigned_env(cpus, args.pool))
+        workload.start(pinned, not args.no_affinity, assigned_env(cpus, args.pool, shared))
     except KcmError:
         _release(conf, args.pool, held, task)
         raise
@@ -49,10 +56,6 @@ def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[
                                       read_node_topology)
     for name in reclaimed:
         log.info(f"reclaimed pool {request.pool} CPU list {name} from dead tasks")
-    shared_with = conf.lists_overlapping(request.pool, cpus)
-    if shared_with:
-        log.warning(f"CPUs {format_cpulist(cpus)} of pool {request.pool} are also in "
-                    f"{', '.join(shared_with)}: not exclusive")
     if request.num_cores > 1 and not request.explicit_num_cores and len(held) == 1:
         log.warning(f"KCM_NUM_CORES={request.num_cores} is ignored: pool {request.pool} is "
                     "shared (one CPU list per task)")

@@ -97,3 +97,21 @@ def test_overlapping_pools_work_with_warnings_as_in_the_originals(kcm, tmp_path)
     report = json.loads(kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout)
     check = next(c for c in report["checks"] if c["name"] == "disjointCpuLists")
     assert not check["ok"] and "CPU 0" in check["errors"][0]
+
+
+def test_a_dataplane_workload_learns_the_shared_cpus_and_may_pin_to_both(kcm, tmp_path):
+    """DPDK's shape: poll loops on the exclusive CPUs, control threads on the shared
+    ones. The workload is told both, under kcm's and CMK's names; --with-shared lets it
+    pin its own threads across both."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["1"]), "infra": (False, ["0"]),
+                                        "control-plane": (False, ["0"])})
+    script = ('import json, os; print(json.dumps({"env": {k: v for k, v in os.environ.items() '
+              'if k[:4] in ("KCM_", "CMK_")}, "cpus": sorted(os.sched_getaffinity(0))}))')
+    for flags, pinned in (([], [1]), (["--with-shared"], [0, 1])):
+        ran = json.loads(kcm.run("isolate", f"--conf-dir={conf}", "--pool=dataplane", *flags,
+                                 "--", "python3", "-c", script, check=True).stdout)
+        assert ran["cpus"] == pinned
+        env = ran["env"]
+        assert env["KCM_CPUS_ASSIGNED"] == "1" and env["KCM_CPUS_SHARED"] == "0"
+        assert env["KCM_CPUS_INFRA"] == "0" and env["KCM_CPUS_CONTROL_PLANE"] == "0"
+        assert env["CMK_CPUS_INFRA"] == "0" and "CMK_CPUS_SHARED" not in env

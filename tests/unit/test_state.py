@@ -8,6 +8,7 @@ import pytest
 
 from kcm.errors import ConfigError, KcmError, LockTimeout
 from kcm.model import Task
+from kcm.selection import lists_overlapping
 from kcm.state import ConfigDir
 
 
@@ -67,8 +68,11 @@ def test_a_cpu_in_two_pools_loads_with_one_warning(tmp_path, capsys):
     conf.load()
     warnings = capsys.readouterr().err.splitlines()
     assert len(warnings) == 1 and "CPU 4 is in two CPU lists" in warnings[0]
-    assert conf.lists_overlapping("infra", frozenset({4})) == ["dataplane/4,12"]
-    assert conf.lists_overlapping("dataplane", frozenset({3})) == []
+    overview = conf.pools_overview()
+    assert overview["infra"] == (False, {"0-2,8-10": frozenset({0, 1, 2, 8, 9, 10}),
+                                         "4": frozenset({4})})
+    assert lists_overlapping(overview, "infra", frozenset({4})) == ["dataplane/4,12"]
+    assert lists_overlapping(overview, "dataplane", frozenset({3})) == []
 
 
 def test_a_symlinked_directory_is_refused(tmp_path):
