@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from kcm import __version__
 from kcm.mutate import workload_condition
 from kcm.names import (
+    APP_NAME,
     DEFAULT_CONF_DIR,
     DEFAULT_IMAGE,
     DEFAULT_INSTALL_DIR,
@@ -282,7 +283,7 @@ def _number(value: float | str) -> str:
 
 
 def _labels(component: str) -> dict:
-    return {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": component,
+    return {APP_NAME[0]: APP_NAME[1], "app.kubernetes.io/component": component,
             "app.kubernetes.io/version": __version__}
 
 

@@ -55,6 +55,9 @@ NRT_GROUP = "topology.node.k8s.io"
 NRT_PLURAL = "noderesourcetopologies"
 NRT_API_VERSION = f"{NRT_GROUP}/v1alpha2"
 """NodeResourceTopology, the per-NUMA availability the topology-aware scheduler reads."""
+APP_NAME = ("app.kubernetes.io/name", "kcm")
+"""The label on every object kcm deploys (``kcm.manifests``): how cluster-init tells its
+own objects from another component's."""
 MANAGED_BY = ("app.kubernetes.io/managed-by", "kcm")
 """The label on objects kcm writes that another agent may also write (NodeResourceTopology):
 one without it is not kcm's and is left alone."""

@@ -7,7 +7,7 @@ import time
 
 from kcm.errors import KcmError
 from kcm.k8s import NODE, POD, Kind, KubeClient
-from kcm.names import MIN_KUBERNETES_FOR_WEBHOOK, NRT_GROUP, NRT_PLURAL
+from kcm.names import APP_NAME, MIN_KUBERNETES_FOR_WEBHOOK, NRT_GROUP, NRT_PLURAL
 from kcm.node_patch import is_ready
 
 KINDS = {
@@ -29,7 +29,6 @@ KINDS = {
              "mutatingwebhookconfigurations"),
 }
 STEPS = ("init", "install", "discover")
-KCM_LABEL = "app.kubernetes.io/name"
 POLL_SECONDS = 0.5
 
 
@@ -79,8 +78,9 @@ def apply(client: KubeClient, obj: dict, dry_run: bool = False) -> str:
         if not dry_run:
             client.create(kind, obj)
         return "created"
+    key, value = APP_NAME
     if meta["name"] == f"{NRT_PLURAL}.{NRT_GROUP}" and (
-            existing["metadata"].get("labels") or {}).get(KCM_LABEL) != "kcm":
+            existing["metadata"].get("labels") or {}).get(key) != value:
         return "kept (installed by another component)"
     if contains(existing, obj):
         return "unchanged"

@@ -54,8 +54,8 @@ def shell_form(argv: Sequence[str]) -> list[str]:
     except ProcessError:
         pass
     text = argv[0]
-    head = text.lstrip().split("=", 1)[0]
-    assignment = "=" in text.lstrip().split(None, 1)[0] and head.replace("_", "a").isalnum()
+    name, equals, _ = text.split(None, 1)[0].partition("=")
+    assignment = bool(equals) and name.isidentifier()
     if any(c in _COMPOUND for c in text) or assignment:
         return [SHELL, "-c", text]
     return [SHELL, "-c", f"exec {text}"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KCM
 from tests.enforce.cgroup_trees import V1_CPUSET, Tree, v1_available
+from tests.enforce.scenarios import enforce, isolate_in, pinned_thread_keeps_its_affinity
 from tests.integration.workloads import (
     kill_workloads,
     make_conf,
@@ -33,17 +33,6 @@ def tree():
 @pytest.fixture
 def conf(tmp_path):
     return make_conf(tmp_path / "kcm", {"dataplane": (True, ["1"]), "infra": (False, ["0"])})
-
-
-def enforce(kcm, conf, tree, *args) -> dict:
-    result = kcm.run("enforce", f"--conf-dir={conf}", f"--cgroup-root={tree.root}", *args,
-                     check=True)
-    return json.loads(result.stdout)
-
-
-def isolate_in(tree, kcm, conf, container: str, pool: str = "dataplane", seconds: str = "60"):
-    return tree.start(container, [KCM, "isolate", f"--conf-dir={conf}", f"--pool={pool}",
-                                  "sleep", seconds], env=kcm.env)
 
 
 def workload_pid(conf) -> int:
@@ -100,29 +89,6 @@ def test_a_pinned_thread_keeps_its_affinity_when_its_container_changes(kcm, tree
     test_other_kernel.py runs it on Debian's 6.1 in a VM (v1 here, v2 in
     test_enforce_v2.py)."""
     pinned_thread_keeps_its_affinity(kcm, tree, tmp_path)
-
-
-def pinned_thread_keeps_its_affinity(kcm, tree, tmp_path):
-    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["1", "2"]),
-                                        "infra": (False, ["0"])})
-    holder = isolate_in(tree, kcm, conf, "ctr-b")
-    (held,) = wait_for(lambda: recorded_workloads(conf))
-    enforce(kcm, conf, tree)
-    others = {0, 1, 2} - os.sched_getaffinity(held[0])
-    assert tree.cpu_set("ctr-a") == others
-    infra = isolate_in(tree, kcm, conf, "ctr-a", pool="infra")
-    wait_for(lambda: len(recorded_workloads(conf)) == 2)
-    free = tree.start("ctr-a", ["sleep", "60"])
-    wait_for(lambda: os.sched_getaffinity(free.pid) == others)
-    holder.terminate()
-    holder.wait(10)
-    (pinned,) = wait_for(lambda: [pid for pid, _ in recorded_workloads(conf)]
-                         if len(recorded_workloads(conf)) == 1 else None)
-    assert os.sched_getaffinity(pinned) == {0} and infra.poll() is None
-    report = enforce(kcm, conf, tree)
-    assert report["held"] == "" and tree.cpu_set("ctr-a") == {0, 1, 2}
-    assert os.sched_getaffinity(pinned) == {0}
-    assert os.sched_getaffinity(free.pid) == {0, 1, 2}  # it chose nothing: it follows
 
 
 def test_a_container_confined_before_its_grant_still_gets_its_cpu(kcm, conf, tree):

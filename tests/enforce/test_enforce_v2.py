@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import KCM
 from tests.enforce.cgroup_trees import CpusetOnV2, Tree, v2_available
-from tests.enforce.test_enforce import pinned_thread_keeps_its_affinity
+from tests.enforce.scenarios import pinned_thread_keeps_its_affinity
 from tests.integration.workloads import make_conf, read_lines, recorded_workloads, wait_for
 
 pytestmark = pytest.mark.skipif(v2_available() is not None, reason=str(v2_available()))

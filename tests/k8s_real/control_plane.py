@@ -12,6 +12,7 @@ through its Endpoints, never dialled at its ClusterIP."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
@@ -90,7 +91,7 @@ class ControlPlane:
             "apiVersion": "v1", "kind": "Config", "current-context": "real",
             "clusters": [{"name": "real", "cluster": {
                 "server": self.server,
-                "certificate-authority-data": _b64(ca)}}],
+                "certificate-authority-data": base64.b64encode(ca.encode()).decode()}}],
             "users": [{"name": name, "user": {"token": token}}],
             "contexts": [{"name": "real", "context": {"cluster": "real", "user": name}}]}))
         return path
@@ -230,9 +231,3 @@ def _decode(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if address.version == 6 and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
-
-
-def _b64(text: str) -> str:
-    import base64
-
-    return base64.b64encode(text.encode()).decode()

@@ -6,8 +6,7 @@ go in, and applying them again changes nothing, compared the way the server stor
 import pytest
 
 from tests.conftest import KCM
-from tests.k8s_real.conftest import KcmInCluster
-from tests.k8s_real.test_node_agent import add_node
+from tests.k8s_real.conftest import KcmInCluster, add_node
 
 pytestmark = pytest.mark.real_k8s
 NAMESPACE = "kcm-init"

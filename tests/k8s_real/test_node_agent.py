@@ -12,7 +12,7 @@ from kcm.manifests import NODE_AGENT, Settings, node_resource_topology_rbac, rba
 from tests.conftest import KCM
 from tests.integration.workloads import fake_bundle, make_conf, recorded_workloads, wait_for
 from tests.k8s.agent_checks import doctor_passes_and_uninstall_cleans
-from tests.k8s_real.conftest import KcmInCluster
+from tests.k8s_real.conftest import KcmInCluster, add_node
 from tests.machines import build_sysfs, load_machine, machine_env
 
 pytestmark = pytest.mark.real_k8s
@@ -32,15 +32,6 @@ def manifests(cluster, tmp_path_factory):
     yield path
     # Cluster-wide objects go, so that other tests (Helm's) can own them.
     cluster.kubectl("delete", "-f", str(path), "--wait=false")
-
-
-def add_node(cluster, name: str) -> None:
-    node = {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name[:63]}},
-            "spec": {"taints": [{"key": "other", "effect": "NoSchedule"}]},
-            "status": {"capacity": {"cpu": "2", "memory": "8Gi", "pods": "110"},
-                       "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"}}}
-    cluster.kubectl("create", "-f", "-", input=json.dumps(node))
 
 
 def agent(cluster, node: str) -> KcmInCluster:
