@@ -1,26 +1,32 @@
 """Topology-aware CPU selection: pure functions over a Topology, no I/O.
 
-One packer serves two kinds of item: physical cores (``take_cores``, used by ``init``)
-and a pool's CPU lists (``take_cpu_lists``, used by ``isolate --num-cores`` and
-``--socket-id``/``--numa-node``). Items are whole: kcm never hands out a lone thread of a
-core. They are grouped by the machine's levels from the largest unit to the smallest
-(socket or NUMA node, whichever is larger, then the other, then the L3 cache). At each
-level:
+One chooser serves every kind of item: physical cores (``take_cores``, used by
+``init``) and a pool's CPU lists (``take_cpu_lists``, used by ``isolate``), whether a
+list is a lone hyperthread, a whole core or several cores. Items are never cut.
 
-1. whole groups are taken first while the request still covers one;
-2. the rest goes to the single group that holds it with the deepest fit (the
-   request fits in one NUMA node *and* one L3 cache beats one NUMA node only),
-   then the one with the fewest free items (fill fragments before breaking whole
-   units), then the lowest id;
-3. when no single group holds it, the groups with the most free items are used
-   until one does, so the request spans as few groups as possible.
+``packed`` ranks every candidate answer by what latency-sensitive workloads need, in
+this order:
 
-The kubelet's static policy takes whole sockets/NUMA nodes, then whole cores from
-the emptiest-first groups, which can split a request over two NUMA nodes while one
-could hold it; step 2 is where kcm chooses better.
+1. no NUMA node more than the fewest that hold the request;
+2. as few physical cores split as possible (a core the answer covers only in part
+   shares its execution units with someone else): whole free cores first;
+3. as few L3 caches, then as few sockets;
+4. keep whole free cores whole: an odd thread left over fills a core that is already
+   half used before it breaks a free one;
+5. fill fragments before breaking whole units (the NUMA node, then the L3 cache, with
+   the fewest free items), then the lowest ids (the highest for ``prefer_high``).
+
+Candidates: every set of that fewest number of NUMA nodes, and within one, each L3
+cache that holds the request alone, and whole cores taken across L3 caches in order
+of their whole free cores. The kubelet's static policy takes whole sockets/NUMA nodes,
+then whole cores from the emptiest-first groups, which can split a request over two
+NUMA nodes while one could hold it; rule 1 is where kcm chooses better.
+
+``spread`` balances a request over at least ``min_numa_nodes`` NUMA nodes (``init
+--dp-mode=spread``), packing within each.
 """
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
@@ -32,9 +38,9 @@ from kcm.topology import Topology, l3_key
 Strategy = Literal["packed", "spread"]
 STRATEGIES: tuple[Strategy, ...] = ("packed", "spread")
 Item = frozenset[int]
-LevelKey = Callable[[Item], Hashable]
 
-_MAX_SPREAD_COMBINATIONS = 5000
+_MAX_COMBINATIONS = 5000
+"""Sets of NUMA nodes (or spread splits) tried at most; beyond, the largest come first."""
 
 
 def take_cores(topology: Topology, available: Iterable[CpuSet], count: int,
@@ -57,161 +63,171 @@ def take_cpu_lists(
 ) -> list[CpuSet]:
     """``count`` of the ``available`` CPU lists, chosen as whole items.
 
-    ``universe`` is every list there is (free or not), which tells a whole group
+    ``universe`` is every list there is (free or not), which tells a whole free core
     from a fragment; it defaults to ``available``.
     """
     items = [frozenset(item) for item in available]
     whole = items if universe is None else [frozenset(item) for item in universe]
-    for item in whole:
+    for item in [*whole, *items]:
         if not item <= topology.online:
             raise AllocationError(
                 f"{unit} {format_cpulist(item)} has CPUs that are not online on this machine "
                 f"({format_cpulist(item - topology.online)})"
             )
-    chosen = _take(
-        topology, items, whole, _levels(topology), count, strategy, unit, prefer_high,
-        min_numa_nodes,
-    )
-    return sorted(chosen, key=min)
-
-
-def _take(
-    topology: Topology,
-    items: list[Item],
-    universe: list[Item],
-    levels: list[LevelKey],
-    count: int,
-    strategy: Strategy,
-    unit: str,
-    prefer_high: bool,
-    min_numa_nodes: int,
-) -> list[Item]:
     if strategy not in STRATEGIES:
         raise AllocationError(f"unknown strategy {strategy!r} (use packed or spread)")
     if count < 0:
         raise AllocationError(f"cannot take a negative number of {unit} ({count})")
     if count > len(items):
         raise AllocationError(f"requested {count} {unit} but only {len(items)} are available")
-    packer = _Packer(levels, universe, prefer_high)
+    packer = _Packer(topology, items, whole, prefer_high)
     if strategy == "packed":
-        return packer.pack(items, count)
-    numa_of = {cpu.id: cpu.numa for cpu in topology.cpus.values()}
-    return packer.spread(items, count, lambda item: _key(item, numa_of.__getitem__),
-                         min_numa_nodes)
+        chosen = packer.pack(items, count)
+    else:
+        chosen = packer.spread(items, count, min_numa_nodes)
+    return sorted(chosen, key=min)
 
 
-def _key(item: Item, key_of: Callable[[int], Hashable]) -> Hashable:
-    keys = {key_of(cpu) for cpu in item}
-    return next(iter(keys)) if len(keys) == 1 else tuple(sorted(keys, key=repr))
-
-
-def _levels(topology: Topology) -> list[LevelKey]:
-    """Socket, NUMA and L3 groupings ordered from the largest unit to the smallest."""
-    cpus = topology.cpus
-    socket: LevelKey = lambda item: _key(item, lambda c: cpus[c].socket)  # noqa: E731
-    numa: LevelKey = lambda item: _key(item, lambda c: cpus[c].numa)  # noqa: E731
-    l3: LevelKey = lambda item: _key(item, lambda c: l3_key(cpus[c]))  # noqa: E731
-    sized = [
-        (len(topology.sockets()), 0, socket),
-        (len(topology.numa_nodes()), 1, numa),
-        (len(topology.l3_caches()), 2, l3),
-    ]
-    return [level for _, _, level in sorted(sized, key=lambda entry: entry[:2])]
-
-
-@dataclass
-class _Group:
-    path: tuple
-    members: list[Item]
-
-    @property
-    def first(self) -> int:
-        return min(min(item) for item in self.members)
-
-    @property
-    def last(self) -> int:
-        return max(max(item) for item in self.members)
+def _key(values: set) -> Hashable:
+    """One value, or the sorted tuple of several (an item across groups is a group of
+    its own)."""
+    return next(iter(values)) if len(values) == 1 else tuple(sorted(values, key=repr))
 
 
 class _Packer:
-    def __init__(self, levels: list[LevelKey], universe: Sequence[Item], prefer_high: bool):
-        self.levels = levels
+    def __init__(self, topology: Topology, free: Sequence[Item], universe: Sequence[Item],
+                 prefer_high: bool):
+        cpus = topology.cpus
         self.prefer_high = prefer_high
-        self.whole_size: dict[tuple, int] = {}
+        self.numa = {item: _key({cpus[c].numa for c in item}) for item in (*universe, *free)}
+        self.l3 = {item: _key({l3_key(cpus[c]) for c in item}) for item in self.numa}
+        self.core = {item: _key({cpus[c].core for c in item}) for item in self.numa}
+        self.socket_of = {c: cpu.socket for c, cpu in cpus.items()}
+        self.numa_of = {c: cpu.numa for c, cpu in cpus.items()}
+        self.l3_of = {c: l3_key(cpu) for c, cpu in cpus.items()}
+        self.core_of = {c: cpu.core for c, cpu in cpus.items()}
+        self.core_cpus = topology.cores()
+        self.core_size: dict[Hashable, int] = {}
         for item in universe:
-            path: tuple = ()
-            for level in levels:
-                path = (*path, level(item))
-                self.whole_size[path] = self.whole_size.get(path, 0) + 1
+            self.core_size[self.core[item]] = self.core_size.get(self.core[item], 0) + 1
+        free_set = set(free)
+        self.whole_cores = {core for core, size in self.core_size.items()
+                            if sum(1 for item in free if self.core[item] == core) >= size}
+        self.free_in_numa = _count(self.numa[item] for item in free_set)
+        self.free_in_l3 = _count(self.l3[item] for item in free_set)
 
-    def _id_order(self, cpus_first: int, cpus_last: int) -> int:
-        return -cpus_last if self.prefer_high else cpus_first
+    def _order(self, item: Item) -> int:
+        return -max(item) if self.prefer_high else min(item)
 
-    def _groups(self, items: list[Item], depth: int, path: tuple) -> list[_Group]:
-        grouped: dict[Hashable, list[Item]] = {}
-        for item in items:
-            grouped.setdefault(self.levels[depth](item), []).append(item)
-        groups = [_Group((*path, key), members) for key, members in grouped.items()]
-        groups.sort(key=lambda group: self._id_order(group.first, group.last))
-        return groups
-
-    def pack(self, items: list[Item], count: int, depth: int = 0, path: tuple = ()) -> list[Item]:
+    def pack(self, items: list[Item], count: int) -> list[Item]:
         if count == 0:
             return []
         if count >= len(items):
             return list(items)
-        if depth == len(self.levels):
-            ordered = sorted(items, key=lambda item: self._id_order(min(item), max(item)))
-            return ordered[:count]
-        groups = self._groups(items, depth, path)
-        taken: list[Item] = []
-        rest: list[_Group] = []
-        for group in groups:
-            size = len(group.members)
-            if size == self.whole_size.get(group.path) and size <= count - len(taken):
-                taken.extend(group.members)
-            else:
-                rest.append(group)
-        remaining = count - len(taken)
-        while remaining > 0:
-            fits = [group for group in rest if len(group.members) >= remaining]
-            if fits:
-                best = max(fits, key=lambda group: (
-                    self._fit_depth(group.members, remaining, depth + 1, group.path),
-                    -len(group.members),
-                    -self._id_order(group.first, group.last),
-                ))
-                taken.extend(self.pack(best.members, remaining, depth + 1, best.path))
+        nodes: dict[Hashable, list[Item]] = {}
+        for item in sorted(items, key=self._order):
+            nodes.setdefault(self.numa[item], []).append(item)
+        best: tuple | None = None
+        for region in self._numa_sets(nodes, count):
+            for answer in self._answers(region, count):
+                cost = self._cost(answer)
+                if best is None or cost < best[0]:
+                    best = (cost, answer)
+        assert best is not None
+        return best[1]
+
+    def _numa_sets(self, nodes: dict[Hashable, list[Item]], count: int):
+        """The items of each set of the fewest NUMA nodes that hold ``count``."""
+        sizes = sorted((len(members) for members in nodes.values()), reverse=True)
+        fewest, held = 0, 0
+        while held < count:
+            held += sizes[fewest]
+            fewest += 1
+        names = sorted(nodes, key=lambda node: -len(nodes[node]))
+        for index, combo in enumerate(combinations(names, fewest)):
+            if index >= _MAX_COMBINATIONS:
                 break
-            largest = max(rest, key=lambda group: (
-                len(group.members), -self._id_order(group.first, group.last)))
-            rest.remove(largest)
-            taken.extend(largest.members)
-            remaining -= len(largest.members)
+            if sum(len(nodes[node]) for node in combo) >= count:
+                yield sorted((item for node in combo for item in nodes[node]), key=self._order)
+
+    def _answers(self, region: list[Item], count: int):
+        """Candidate answers within one set of NUMA nodes: each L3 cache that holds the
+        request alone, and whole cores across L3 caches, most whole cores first."""
+        caches: dict[Hashable, list[Item]] = {}
+        for item in region:
+            caches.setdefault(self.l3[item], []).append(item)
+        for members in caches.values():
+            if len(members) >= count:
+                yield self._fill(members, count)
+        if len(caches) > 1:
+            def whole_free(cache: Hashable) -> int:
+                return sum(1 for item in caches[cache] if self.core[item] in self.whole_cores)
+
+            ordered = sorted(caches, key=lambda cache: (-whole_free(cache), -len(caches[cache])))
+            yield self._fill([item for cache in ordered for item in caches[cache]], count)
+
+    def _fill(self, items: list[Item], count: int) -> list[Item]:
+        """``count`` of ``items`` (in preference order): whole free cores while the
+        request covers one, then what is left from a core already in part used (in an
+        L3 cache already chosen first), breaking a free core only when none has room."""
+        cores: dict[Hashable, list[Item]] = {}
+        for item in items:
+            cores.setdefault(self.core[item], []).append(item)
+        taken: list[Item] = []
+        for core, members in cores.items():
+            if core in self.whole_cores and len(members) <= count - len(taken):
+                taken.extend(members)
+        used_caches = {self.l3[item] for item in taken}
+        chosen = set(taken)
+        while len(taken) < count:
+            remaining = count - len(taken)
+            spare = [(core, [m for m in members if m not in chosen])
+                     for core, members in cores.items()]
+            spare = [(core, members) for core, members in spare if members]
+            core, members = min(spare, key=lambda entry: (
+                len(entry[1]) < remaining,
+                self.l3[entry[1][0]] not in used_caches,
+                entry[0] in self.whole_cores,
+                len(entry[1]) if len(entry[1]) >= remaining else -len(entry[1]),
+            ))
+            picked = members[:remaining]
+            taken.extend(picked)
+            chosen.update(picked)
+            used_caches.add(self.l3[picked[0]])
         return taken
 
-    def _fit_depth(self, items: list[Item], count: int, depth: int, path: tuple) -> int:
-        """How many levels further down one group still holds ``count`` items."""
-        if depth == len(self.levels):
-            return 0
-        return max(
-            (1 + self._fit_depth(group.members, count, depth + 1, group.path)
-             for group in self._groups(items, depth, path) if len(group.members) >= count),
-            default=0,
+    def _cost(self, answer: list[Item]) -> tuple:
+        """The rank of an answer: the module's rules in order, smaller is better."""
+        cpus = frozenset().union(*answer)
+        split = sum(1 for core in {self.core_of[c] for c in cpus}
+                    if not self.core_cpus[core] <= cpus)
+        per_core = _count(self.core[item] for item in answer)
+        broken = sum(1 for core, taken in per_core.items()
+                     if core in self.whole_cores and taken < self.core_size[core])
+        nodes = {self.numa[item] for item in answer}
+        caches = {self.l3[item] for item in answer}
+        return (
+            len({self.numa_of[c] for c in cpus}),
+            split,
+            len({self.l3_of[c] for c in cpus}),
+            len({self.socket_of[c] for c in cpus}),
+            broken,
+            sum(self.free_in_numa[node] for node in nodes),
+            sum(self.free_in_l3[cache] for cache in caches),
+            sorted(self._order(item) for item in answer),
         )
 
-    def spread(self, items: list[Item], count: int, numa: LevelKey, min_nodes: int) -> list[Item]:
+    def spread(self, items: list[Item], count: int, min_nodes: int) -> list[Item]:
         """Balance ``count`` over the fewest NUMA nodes (at least ``min_nodes``) that
         hold it, choosing the nodes that leave free items most even; pack within each."""
         if count == 0:
             return []
         nodes: dict[Hashable, list[Item]] = {}
-        for item in items:
-            nodes.setdefault(numa(item), []).append(item)
-        order = sorted(nodes, key=lambda node: self._id_order(
-            min(min(i) for i in nodes[node]), max(max(i) for i in nodes[node])))
+        for item in sorted(items, key=self._order):
+            nodes.setdefault(self.numa[item], []).append(item)
+        order = list(nodes)
         for width in range(max(1, min(min_nodes, len(nodes), count)), len(nodes) + 1):
-            best = self._best_split(nodes, order, count, width)
+            best = _best_split(nodes, order, count, width)
             if best is not None:
                 taken: list[Item] = []
                 for node, share in best:
@@ -219,22 +235,31 @@ class _Packer:
                 return taken
         return self.pack(items, count)
 
-    def _best_split(self, nodes: dict, order: list, count: int, width: int):
-        base, extra = divmod(count, width)
-        best_key, best = None, None
-        for index, combo in enumerate(combinations(order, width)):
-            if index >= _MAX_SPREAD_COMBINATIONS:
-                break
-            by_free = sorted(combo, key=lambda node: -len(nodes[node]))
-            shares = {node: base + (1 if rank < extra else 0) for rank, node in enumerate(by_free)}
-            if any(len(nodes[node]) < share for node, share in shares.items()):
-                continue
-            left = [len(nodes[node]) - shares.get(node, 0) for node in order]
-            mean = sum(left) / len(left)
-            key = sum((value - mean) ** 2 for value in left)
-            if best_key is None or key < best_key:
-                best_key, best = key, [(node, shares[node]) for node in combo]
-        return best
+
+def _best_split(nodes: dict, order: list, count: int, width: int):
+    """[(node, share)] over ``width`` nodes that leaves the free items most even."""
+    base, extra = divmod(count, width)
+    best_key, best = None, None
+    for index, combo in enumerate(combinations(order, width)):
+        if index >= _MAX_COMBINATIONS:
+            break
+        by_free = sorted(combo, key=lambda node: -len(nodes[node]))
+        shares = {node: base + (1 if rank < extra else 0) for rank, node in enumerate(by_free)}
+        if any(len(nodes[node]) < share for node, share in shares.items()):
+            continue
+        left = [len(nodes[node]) - shares.get(node, 0) for node in order]
+        mean = sum(left) / len(left)
+        key = sum((value - mean) ** 2 for value in left)
+        if best_key is None or key < best_key:
+            best_key, best = key, [(node, shares[node]) for node in combo]
+    return best
+
+
+def _count(keys: Iterable[Hashable]) -> dict[Hashable, int]:
+    counts: dict[Hashable, int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,19 @@ def node_name(flag: str | None) -> str | None:
     return flag or os.environ.get("NODE_NAME") or None
 
 
+def read_cpu_siblings(cpu: int) -> frozenset[int]:
+    """The CPUs of ``cpu``'s physical core, from one sysfs file; empty when unknown."""
+    from kcm.cpuset import parse_cpulist
+    from kcm.errors import CpuListError
+
+    path = f"{sysfs()}/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
+    try:
+        with open(path) as handle:
+            return parse_cpulist(handle.read().strip())
+    except (OSError, CpuListError):
+        return frozenset()
+
+
 def read_node_topology() -> Topology:
     from kcm.sysfs import read_topology
 

@@ -49,20 +49,37 @@ def choose_cpu_lists(
     request: Request,
     alive: Callable[[Task], bool],
     topology: Callable[[], Topology],
+    siblings: Callable[[int], CpuSet] | None = None,
 ) -> Choice:
-    """(chosen CPU lists, CPUs to pin to, [(CPU list, its live tasks)] to reclaim)."""
-    where = _where(request, topology)
+    """(chosen CPU lists, CPUs to pin to, [(CPU list, its live tasks)] to reclaim).
+
+    ``siblings(cpu)`` is the CPUs of ``cpu``'s physical core (empty when unknown), a
+    cheaper question than the whole topology; by default the topology answers it."""
+    read: list[Topology] = []
+
+    def topology_once() -> Topology:
+        if not read:
+            read.append(topology())
+        return read[0]
+
+    def siblings_from_topology(cpu: int) -> CpuSet:
+        topo = topology_once()
+        return topo.cores()[topo.cpus[cpu].core] if cpu in topo.cpus else frozenset()
+
+    where = _where(request, topology_once)
     if pool.exclusive:
-        return _exclusive(pool, request, alive, topology, where)
+        return _exclusive(pool, request, alive, topology_once, where,
+                          siblings or siblings_from_topology)
     return _shared(pool, request, where)
 
 
 def grant(store: Store, request: Request, task: Task, alive: Callable[[Task], bool],
-          topology: Callable[[], Topology]) -> tuple[CpuSet, list[str], list[str]]:
+          topology: Callable[[], Topology], siblings: Callable[[int], CpuSet] | None = None,
+          ) -> tuple[CpuSet, list[str], list[str]]:
     """Choose CPU lists for ``task`` and record it in each (the caller holds the lock);
     (CPUs to pin to, names of the lists held, names of the lists reclaimed from the dead)."""
     pool = store.load_pool(request.pool)
-    chosen, cpus, reclaimed = choose_cpu_lists(pool, request, alive, topology)
+    chosen, cpus, reclaimed = choose_cpu_lists(pool, request, alive, topology, siblings)
     for cpu_list, tasks in reclaimed:
         store.save_tasks(pool.name, cpu_list, tasks)
     for cpu_list in chosen:
@@ -93,7 +110,8 @@ def _where(request: Request, topology: Callable[[], Topology]) -> tuple[str, Cpu
 
 
 def _exclusive(pool: Pool, request: Request, alive: Callable[[Task], bool],
-               topology: Callable[[], Topology], where: tuple[str, CpuSet] | None) -> Choice:
+               topology: Callable[[], Topology], where: tuple[str, CpuSet] | None,
+               siblings: Callable[[int], CpuSet]) -> Choice:
     wanted = request.num_cores
     if wanted < 1:
         raise AllocationError("--num-cores must be at least 1")
@@ -117,8 +135,13 @@ def _exclusive(pool: Pool, request: Request, alive: Callable[[Task], bool],
         raise AllocationError(
             f"pool {pool.name} is full: {len(candidates) - len(free)} of {len(candidates)} "
             f"CPU lists{on} are in use, {wanted} requested")
-    if wanted == 1 and where is None:
-        chosen = [min(free, key=lambda cl: min(cl.cpus))]
+    first = min(free, key=lambda cl: min(cl.cpus))
+    if wanted == 1 and where is None and (len(first.cpus) > 1
+                                          or siblings(min(first.cpus)) <= first.cpus):
+        # One list of whole cores (or of CPUs the machine does not know): the lowest,
+        # without reading the topology. A lone hyperthread goes to the allocator,
+        # which keeps cores whole.
+        chosen = [first]
     else:
         from kcm.allocate import take_cpu_lists
 

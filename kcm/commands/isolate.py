@@ -3,7 +3,7 @@ them back when it exits. Imports only the standard library and kcm's small modul
 
 from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist
-from kcm.env import read_node_topology
+from kcm.env import read_cpu_siblings, read_node_topology
 from kcm.errors import KcmError
 from kcm.model import Task
 from kcm.procfs import host_proc_root, self_stat, task_alive
@@ -53,7 +53,7 @@ def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[
     """Under the lock: choose CPU lists, record the task in each; (CPUs, list names)."""
     with conf.locked():
         cpus, held, reclaimed = grant(conf, request, task, lambda other: task_alive(root, other),
-                                      read_node_topology)
+                                      read_node_topology, read_cpu_siblings)
     for name in reclaimed:
         log.info(f"reclaimed pool {request.pool} CPU list {name} from dead tasks")
     if request.num_cores > 1 and not request.explicit_num_cores and len(held) == 1:

@@ -21,6 +21,7 @@ from tests.integration.workloads import (
     tasks_of,
     wait_for,
 )
+from tests.machines import load_machine
 
 
 @pytest.fixture
@@ -369,3 +370,32 @@ class TestMultiNuma:
         kcm.env["KCM_NUM_CORES"] = "4"
         cpus = self.assigned(kcm, conf, tmp_path)
         assert len(cpus) == 8
+
+
+def test_a_pool_of_lone_threads_keeps_cores_whole(machine, tmp_path):
+    """A CMK-style pool with one CPU list per hyperthread, on a Ryzen 5 1600: the
+    second one-thread workload fills the first one's core, and a two-thread workload
+    gets a whole free core, not two lone threads."""
+    kcm = machine("amd-ryzen5-1600")
+    cores = {}
+    for cpu in load_machine("amd-ryzen5-1600")["cpus"]:
+        cores.setdefault(cpu["core"], set()).add(cpu["cpu"])
+    conf = make_conf(tmp_path / "kcm", {"threads": (True, [str(c) for c in range(12)])})
+    holders = []
+    try:
+        assigned = []
+        for count in (1, 1, 2):
+            out = tmp_path / f"held-{len(holders)}.json"
+            holder = kcm.popen("isolate", f"--conf-dir={conf}", "--pool=threads",
+                               f"--num-cores={count}", "--no-affinity", PYTHON, "-c",
+                               REPORTER, str(out), "60")
+            holders.append(holder)
+            wait_for(out.exists)
+            assigned.append(parse_cpulist(read_json(out)["env"]["KCM_CPUS_ASSIGNED"]))
+        first, second, pair = assigned
+        assert first | second in cores.values()
+        assert pair in cores.values() and not pair & (first | second)
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()

@@ -109,6 +109,106 @@ class TestBetterThanKubelet:
         assert len({topo.cpus[c].l3 for c in chosen}) == 1
 
 
+def threads_of(topo: Topology) -> list[frozenset[int]]:
+    """A pool of one CPU list per hyperthread (the CMK-style layout)."""
+    return [frozenset({cpu}) for cpu in sorted(topo.online)]
+
+
+def split_cores(topo: Topology, cpus) -> int:
+    """Physical cores the answer covers only in part."""
+    return sum(1 for core in topo.cores().values() if core & cpus and not core <= cpus)
+
+
+class TestWholeCoresFirst:
+    """Lists of one hyperthread each: the answer keeps cores whole where it can."""
+
+    def test_whole_free_cores_beat_lone_threads_in_a_fuller_l3(self):
+        topo = many_l3_per_numa()
+        first_l3 = sorted(topo.l3_caches().values(), key=min)[0]
+        # The first L3 has only lone threads left (one sibling of each core held);
+        # the others are entirely free. Four threads: two whole cores, none split.
+        held = {min(core) for core in topo.cores().values() if core <= first_l3}
+        free = [item for item in threads_of(topo) if not item & held]
+        chosen = union(take_cpu_lists(topo, free, 4, universe=threads_of(topo)))
+        assert split_cores(topo, chosen) == 0
+        assert len({topo.cpus[c].l3 for c in chosen}) == 1
+
+    def test_an_odd_thread_fills_a_half_used_core_in_the_same_l3(self):
+        topo = single_socket_ht()  # cores {0,4} {1,5} {2,6} {3,7}
+        free = [item for item in threads_of(topo) if item != {0}]
+        chosen = union(take_cpu_lists(topo, free, 3, universe=threads_of(topo)))
+        assert 4 in chosen and split_cores(topo, chosen) == 1
+        assert sum(1 for core in topo.cores().values() if core <= chosen) == 1
+
+    def test_one_thread_takes_the_lone_one_not_a_free_core(self):
+        topo = single_socket_ht()
+        free = [item for item in threads_of(topo) if item != {2}]
+        assert take_cpu_lists(topo, free, 1, universe=threads_of(topo)) == [frozenset({6})]
+
+    def test_no_extra_numa_node_even_when_a_socket_is_freer(self):
+        """Socket 0's two nodes have 5 + 5 free threads, socket 1's 8 + 1: thirteen fit
+        in two nodes (8 + 5), not in the freer socket plus a third node."""
+        topo = dual_socket_multi_numa()
+        nodes = [sorted(cpus) for _, cpus in sorted(topo.numa_nodes().items())]
+        free_cpus = nodes[0][:5] + nodes[1][:5] + nodes[2][:8] + nodes[3][:1]
+        free = [frozenset({cpu}) for cpu in free_cpus]
+        chosen = union(take_cpu_lists(topo, free, 13, universe=threads_of(topo)))
+        assert numa_span(topo, chosen) == 2
+
+    def test_spread_keeps_an_even_request_in_one_node_that_holds_it(self):
+        topo = topology("amd-epyc-7402-2s-nps1")
+        for count in (25, 26, 27):
+            chosen = union(take_cpu_lists(topo, threads_of(topo), count, strategy="spread"))
+            assert numa_span(topo, chosen) == 1, count
+
+
+@pytest.mark.parametrize("name", REAL_MACHINES)
+def test_a_fresh_machine_splits_only_the_odd_remainders_core(name):
+    topo = topology(name)
+    threads = {len(core) for core in topo.cores().values()}
+    node = min(len(cpus) for cpus in topo.numa_nodes().values())
+    for count in range(1, node + 1):
+        cpus = union(take_cpu_lists(topo, threads_of(topo), count))
+        assert numa_span(topo, cpus) == 1
+        if len(threads) == 1:
+            assert split_cores(topo, cpus) == (1 if count % min(threads) else 0), count
+
+
+@st.composite
+def thread_requests(draw):
+    name = draw(st.sampled_from(REAL_MACHINES))
+    topo = topology(name)
+    free = draw(st.lists(st.sampled_from(threads_of(topo)), min_size=1, unique=True))
+    count = draw(st.integers(min_value=1, max_value=min(len(free), 40)))
+    return topo, free, count
+
+
+def fewest_numa_nodes(topo: Topology, free_cpus, count: int) -> int:
+    sizes = sorted((len(cpus & free_cpus) for cpus in topo.numa_nodes().values()),
+                   reverse=True)
+    held = nodes = 0
+    while held < count:
+        held += sizes[nodes]
+        nodes += 1
+    return nodes
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(thread_requests())
+def test_thread_lists_use_the_fewest_numa_nodes_and_whole_cores(request):
+    topo, free, count = request
+    chosen = take_cpu_lists(topo, free, count, universe=threads_of(topo))
+    assert len(chosen) == count and set(chosen) <= set(free)
+    cpus, free_cpus = union(chosen), union(free)
+    assert numa_span(topo, cpus) == fewest_numa_nodes(topo, free_cpus, count)
+    # On a machine with every thread free, an answer in one NUMA node splits at most
+    # the one core its odd remainder needs.
+    if free_cpus == topo.online and numa_span(topo, cpus) == 1:
+        sizes = {len(core) for core in topo.cores().values()}
+        if len(sizes) == 1:
+            assert split_cores(topo, cpus) <= (1 if count % sizes.pop() else 0)
+
+
 class TestNoAnswer:
     def test_more_than_available(self):
         topo = single_socket_ht()
