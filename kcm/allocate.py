@@ -26,16 +26,16 @@ NUMA nodes while one could hold it; rule 1 is where kcm chooses better.
 --dp-mode=spread``), packing within each.
 """
 
+from collections import namedtuple
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from itertools import combinations
-from typing import Literal
 
 from kcm.cpuset import CpuSet, format_cpulist
 from kcm.errors import AllocationError
 from kcm.topology import Topology, l3_key
 
-Strategy = Literal["packed", "spread"]
+Strategy = str
+"""packed or spread (a plain str: ``typing`` costs kcm init milliseconds to import)."""
 STRATEGIES: tuple[Strategy, ...] = ("packed", "spread")
 Item = frozenset[int]
 
@@ -262,11 +262,10 @@ def _count(keys: Iterable[Hashable]) -> dict[Hashable, int]:
     return counts
 
 
-@dataclass(frozen=True)
-class PoolPlan:
-    name: str
-    exclusive: bool
-    cpu_lists: tuple[CpuSet, ...]
+class PoolPlan(namedtuple("PoolPlan", "name exclusive cpu_lists")):
+    """A pool init creates: its name, whether exclusive, its CPU lists."""
+
+    __slots__ = ()
 
 
 def plan_pools(

@@ -1,8 +1,10 @@
-"""The command line: argparse defines it; a command's module is imported when it runs.
+"""The command line: each command's options are defined once (``DEFINITIONS``); a
+command's module is imported when it runs.
 
-``kcm isolate`` wraps every workload start, so its usual arguments are read by a small
-parser of its own and argparse (with ``re`` and ``gettext``) is imported only for help,
-errors and the other commands.
+argparse (with ``re``, ``gettext`` and ``shutil``) costs more CPU than a one-shot command
+itself, so the usual command lines are read without it: ``kcm isolate`` by a small
+parser of its own (it wraps every workload start), the others by ``kcm.quickparse``
+from the same definitions. argparse reads the rest and prints help and usage errors.
 """
 
 from __future__ import annotations
@@ -48,17 +50,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _ISOLATE_VALUE_OPTIONS = ("--conf-dir", "--pool", "--num-cores", "--socket-id", "--numa-node")
 
 
-def _checked(check, *args):
-    """An argparse type from a ``kcm.inputs`` check: its error becomes a usage error."""
+def _type_error(message: str) -> Exception:
+    """What an argparse type raises (argparse is imported only when a value is bad)."""
     import argparse
 
+    return argparse.ArgumentTypeError(message)
+
+
+def _checked(check, *args):
+    """An argparse type from a ``kcm.inputs`` check: its error becomes a usage error."""
     from kcm.errors import InputError
 
     def convert(text: str):
         try:
             return check(text, "the value", *args)
         except InputError as error:
-            raise argparse.ArgumentTypeError(str(error).replace("the value ", "")) from None
+            raise _type_error(str(error).replace("the value ", "")) from None
 
     convert.__name__ = check.__name__
     return convert
@@ -83,12 +90,10 @@ def _namespace(text: str) -> str:
 
 
 def _domain(text: str) -> str:
-    import argparse
-
     from kcm.inputs import dns_subdomain
 
     if "." not in text:
-        raise argparse.ArgumentTypeError(
+        raise _type_error(
             f"must be a domain with a dot (a resource name prefix like kcm.dev), not {text!r}")
     return _checked(dns_subdomain)(text)
 
@@ -116,10 +121,8 @@ def _install_dir(parser) -> None:
 
 
 def _image(text: str) -> str:
-    import argparse
-
     if not text.strip() or any(c.isspace() for c in text):
-        raise argparse.ArgumentTypeError(f"must be a container image reference, not {text!r}")
+        raise _type_error(f"must be a container image reference, not {text!r}")
     return text
 
 
@@ -141,11 +144,9 @@ def _port(text: str) -> int:
 
 
 def _label(text: str) -> str:
-    import argparse
-
     key, equals, value = text.partition("=")
     if not equals or not key or not value:
-        raise argparse.ArgumentTypeError(f"expected LABEL=VALUE, got {text!r}")
+        raise _type_error(f"expected LABEL=VALUE, got {text!r}")
     return text
 
 
@@ -202,7 +203,187 @@ def _environment_help() -> str:
     return "\n".join(lines)
 
 
+def _define_init(parser) -> None:
+    _conf_dir(parser)
+    parser.add_argument("--num-dp-cores", type=_count, default=4, metavar="N",
+                      help="physical cores in the exclusive dataplane pool (default 4)")
+    parser.add_argument("--num-cp-cores", type=_count, default=1, metavar="N",
+                      help="physical cores in the shared controlplane pool (default 1)")
+    parser.add_argument("--dp-mode", choices=STRATEGIES, default="packed",
+                      help="packed: as few NUMA nodes as possible; spread: across NUMA nodes "
+                           "(default packed)")
+    parser.add_argument("--cp-mode", choices=STRATEGIES, default="packed",
+                      help="as --dp-mode, for the controlplane pool (default packed)")
+
+
+def _define_describe(parser) -> None:
+    _conf_dir(parser)
+    parser.add_argument("-o", "--output", choices=FORMATS, default="json",
+                          help="json: the original KCM's document (with deadTasks when a "
+                               "kcm process is gone); yaml: the same; table: for people "
+                               "(default json)")
+
+
+def _define_reconcile(parser) -> None:
+    _conf_dir(parser)
+    parser.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                           help="repeat every SECONDS until SIGTERM, one JSON line per pass "
+                                "(default $KCM_RECONCILE_SLEEP_TIME, else run once)")
+    _output(parser, None)
+
+
+def _define_enforce(parser) -> None:
+    _conf_dir(parser)
+    parser.add_argument("--cgroup-root", metavar="DIR",
+                         help="the cgroup directory whose leaf cgroups are the containers "
+                              "(default: the kubelet's kubepods.slice or kubepods under the "
+                              "cpuset hierarchy, found in /proc/self/mountinfo)")
+    parser.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                         help="repeat every SECONDS until SIGTERM, and at once when a CPU "
+                              "list is taken or given back (default: run once)")
+    parser.add_argument("--steer-irqs", action="store_true",
+                         help="also move interrupts off held exclusive CPUs, and back on "
+                              "release (default: leave interrupts alone)")
+    _output(parser, "json", ("json", "yaml"))
+
+
+def _define_discover(parser) -> None:
+    _conf_dir(parser)
+    _node_name(parser)
+    _resource_prefix(parser)
+    parser.add_argument("--taint", action="store_true",
+                          help=f"also taint the node {NODE_LABEL}=true:NoSchedule")
+    _output(parser, None)
+
+
+def _define_node_report(parser) -> None:
+    _conf_dir(parser)
+    _node_name(parser)
+    parser.add_argument("--publish", action="store_true",
+                        help="create or update the node's NodeReport custom resource")
+    parser.add_argument("--node-resource-topology", action="store_true",
+                        help="with --publish, also publish the node's NodeResourceTopology "
+                             "(per-NUMA zones of the pool resources)")
+    _resource_prefix(parser)
+    parser.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                        help="repeat every SECONDS until SIGTERM")
+    parser.add_argument("--metrics-port", type=_port, metavar="PORT",
+                        help="serve Prometheus metrics on /metrics at this port")
+    parser.add_argument("--metrics-address", default="", metavar="ADDRESS",
+                        help="address for the metrics server (default: all)")
+    _output(parser, "json", ("json", "yaml"))
+
+
+def _define_install(parser) -> None:
+    _install_dir(parser)
+    parser.add_argument("--from", dest="source", metavar="DIR",
+                         help="the kcm bundle to install (default $KCM_BUNDLE_DIR, this "
+                              "binary's own bundle, or /usr/local/share/kcm/bundle)")
+    _output(parser, None)
+
+
+def _define_manifests(parser) -> None:
+    _deploy_options(parser)
+    parser.add_argument("--only", choices=("init-pod", "discover-pod", "reconcile"),
+                           help="only the operator manual's Pod template for one step")
+
+
+def _define_cluster_init(parser) -> None:
+    hosts = parser.add_mutually_exclusive_group(required=True)
+    hosts.add_argument("--host-list", metavar="NODE,NODE", help="the nodes to set up")
+    hosts.add_argument("--all-hosts", action="store_true", help="set up every node")
+    _deploy_options(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                              help="print what would be applied and change nothing")
+    parser.add_argument("--timeout", type=_seconds, default=600.0, metavar="SECONDS",
+                              help="how long to wait for the nodes (default 600)")
+
+
+def _define_webhook(parser) -> None:
+    parser.add_argument("--tls-cert-file", required=True, metavar="FILE",
+                         help="PEM certificate the webhook serves (required)")
+    parser.add_argument("--tls-private-key-file", required=True, metavar="FILE",
+                         help="PEM private key of that certificate (required)")
+    parser.add_argument("--secure-port", type=_port, default=8443, metavar="PORT",
+                         help="HTTPS port (default 8443)")
+    parser.add_argument("--bind-address", default="0.0.0.0", metavar="ADDRESS",
+                         help="address to listen on (default 0.0.0.0: all)")
+    parser.add_argument("--conf-dir", default=DEFAULT_CONF_DIR, metavar="DIR",
+                         help="configuration directory on the hosts, mounted into workloads "
+                              f"(default {DEFAULT_CONF_DIR})")
+    _install_dir(parser)
+    _resource_prefix(parser)
+
+
+def _define_doctor(parser) -> None:
+    _conf_dir(parser)
+    _node_name(parser)
+    _install_dir(parser)
+    _resource_prefix(parser)
+    parser.add_argument("-o", "--output", choices=(*FORMATS, "text"), default="table",
+                        help="table (or text): findings and fixes for people; json, yaml: "
+                             "for tools (default table)")
+    parser.add_argument("--kubelet-state", default="/var/lib/kubelet/cpu_manager_state",
+                        metavar="FILE", help="the kubelet's CPU manager checkpoint "
+                                             "(default /var/lib/kubelet/cpu_manager_state)")
+    parser.add_argument("--report-max-age", type=_seconds, default=600.0, metavar="SECONDS",
+                        help="how old the NodeReport may be (default 600)")
+
+
+def _define_uninstall(parser) -> None:
+    _conf_dir(parser)
+    _install_dir(parser)
+    _node_name(parser)
+    _resource_prefix(parser)
+    parser.add_argument("--force", action="store_true",
+                           help="uninstall even while kcm tasks are running")
+    _output(parser, None)
+
+
+def _define_isolate(parser) -> None:
+    # nargs "..." is argparse.REMAINDER (argparse is not imported to define options)
+    _conf_dir(parser)
+    parser.add_argument("--pool", required=True, help="pool to take CPUs from")
+    parser.add_argument("--num-cores", type=_count, metavar="N",
+                         help="CPU lists to take from an exclusive pool "
+                              "(default $KCM_NUM_CORES, else 1)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket-id", type=_count, metavar="N", help="only CPUs of this socket")
+    where.add_argument("--numa-node", type=_count, metavar="N", help="only CPUs of this NUMA node")
+    parser.add_argument("--no-affinity", action="store_true",
+                         help="do not pin; only set KCM_CPUS_ASSIGNED for the command")
+    parser.add_argument("--with-shared", action="store_true",
+                         help="pin to the granted CPUs plus every shared pool's, for a "
+                              "workload that pins its own threads (poll loops on "
+                              "KCM_CPUS_ASSIGNED, control threads on KCM_CPUS_SHARED); "
+                              "default: the granted CPUs only")
+    parser.add_argument("command_argv", nargs="...", metavar="COMMAND [ARGS...]",
+                         help="the command to run, without a shell. kcm's options come "
+                              "before it: everything from COMMAND on (or after --) is the "
+                              "command's, so `kcm isolate --pool=p sleep 1 --num-cores=2` "
+                              "passes --num-cores=2 to sleep")
+
+
+# Each command's options, defined once for argparse and kcm.quickparse alike.
+DEFINITIONS = {
+    "init": _define_init,
+    "describe": _define_describe,
+    "reconcile": _define_reconcile,
+    "enforce": _define_enforce,
+    "discover": _define_discover,
+    "node-report": _define_node_report,
+    "install": _define_install,
+    "manifests": _define_manifests,
+    "cluster-init": _define_cluster_init,
+    "webhook": _define_webhook,
+    "doctor": _define_doctor,
+    "uninstall": _define_uninstall,
+    "isolate": _define_isolate,
+}
+
+
 def build_parser():
+    """The argparse parser: help, errors, and whatever ``kcm.quickparse`` leaves to it."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -210,155 +391,8 @@ def build_parser():
         epilog=_environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"kcm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parsers = {name: sub.add_parser(name, help=summary, description=summary)
-               for name, (_, summary) in COMMANDS.items()}
-
-    init = parsers["init"]
-    _conf_dir(init)
-    init.add_argument("--num-dp-cores", type=_count, default=4, metavar="N",
-                      help="physical cores in the exclusive dataplane pool (default 4)")
-    init.add_argument("--num-cp-cores", type=_count, default=1, metavar="N",
-                      help="physical cores in the shared controlplane pool (default 1)")
-    init.add_argument("--dp-mode", choices=STRATEGIES, default="packed",
-                      help="packed: as few NUMA nodes as possible; spread: across NUMA nodes "
-                           "(default packed)")
-    init.add_argument("--cp-mode", choices=STRATEGIES, default="packed",
-                      help="as --dp-mode, for the controlplane pool (default packed)")
-
-    describe = parsers["describe"]
-    _conf_dir(describe)
-    describe.add_argument("-o", "--output", choices=FORMATS, default="json",
-                          help="json: the original KCM's document (with deadTasks when a "
-                               "kcm process is gone); yaml: the same; table: for people "
-                               "(default json)")
-
-    reconcile = parsers["reconcile"]
-    _conf_dir(reconcile)
-    reconcile.add_argument("--interval", type=_seconds, metavar="SECONDS",
-                           help="repeat every SECONDS until SIGTERM, one JSON line per pass "
-                                "(default $KCM_RECONCILE_SLEEP_TIME, else run once)")
-    _output(reconcile, None)
-
-    enforce = parsers["enforce"]
-    _conf_dir(enforce)
-    enforce.add_argument("--cgroup-root", metavar="DIR",
-                         help="the cgroup directory whose leaf cgroups are the containers "
-                              "(default: the kubelet's kubepods.slice or kubepods under the "
-                              "cpuset hierarchy, found in /proc/self/mountinfo)")
-    enforce.add_argument("--interval", type=_seconds, metavar="SECONDS",
-                         help="repeat every SECONDS until SIGTERM, and at once when a CPU "
-                              "list is taken or given back (default: run once)")
-    enforce.add_argument("--steer-irqs", action="store_true",
-                         help="also move interrupts off held exclusive CPUs, and back on "
-                              "release (default: leave interrupts alone)")
-    _output(enforce, "json", ("json", "yaml"))
-
-    discover = parsers["discover"]
-    _conf_dir(discover)
-    _node_name(discover)
-    _resource_prefix(discover)
-    discover.add_argument("--taint", action="store_true",
-                          help=f"also taint the node {NODE_LABEL}=true:NoSchedule")
-    _output(discover, None)
-
-    report = parsers["node-report"]
-    _conf_dir(report)
-    _node_name(report)
-    report.add_argument("--publish", action="store_true",
-                        help="create or update the node's NodeReport custom resource")
-    report.add_argument("--node-resource-topology", action="store_true",
-                        help="with --publish, also publish the node's NodeResourceTopology "
-                             "(per-NUMA zones of the pool resources)")
-    _resource_prefix(report)
-    report.add_argument("--interval", type=_seconds, metavar="SECONDS",
-                        help="repeat every SECONDS until SIGTERM")
-    report.add_argument("--metrics-port", type=_port, metavar="PORT",
-                        help="serve Prometheus metrics on /metrics at this port")
-    report.add_argument("--metrics-address", default="", metavar="ADDRESS",
-                        help="address for the metrics server (default: all)")
-    _output(report, "json", ("json", "yaml"))
-
-    install = parsers["install"]
-    _install_dir(install)
-    install.add_argument("--from", dest="source", metavar="DIR",
-                         help="the kcm bundle to install (default $KCM_BUNDLE_DIR, this "
-                              "binary's own bundle, or /usr/local/share/kcm/bundle)")
-    _output(install, None)
-
-    manifests = parsers["manifests"]
-    _deploy_options(manifests)
-    manifests.add_argument("--only", choices=("init-pod", "discover-pod", "reconcile"),
-                           help="only the operator manual's Pod template for one step")
-
-    cluster_init = parsers["cluster-init"]
-    hosts = cluster_init.add_mutually_exclusive_group(required=True)
-    hosts.add_argument("--host-list", metavar="NODE,NODE", help="the nodes to set up")
-    hosts.add_argument("--all-hosts", action="store_true", help="set up every node")
-    _deploy_options(cluster_init)
-    cluster_init.add_argument("--dry-run", action="store_true",
-                              help="print what would be applied and change nothing")
-    cluster_init.add_argument("--timeout", type=_seconds, default=600.0, metavar="SECONDS",
-                              help="how long to wait for the nodes (default 600)")
-
-    webhook = parsers["webhook"]
-    webhook.add_argument("--tls-cert-file", required=True, metavar="FILE",
-                         help="PEM certificate the webhook serves (required)")
-    webhook.add_argument("--tls-private-key-file", required=True, metavar="FILE",
-                         help="PEM private key of that certificate (required)")
-    webhook.add_argument("--secure-port", type=_port, default=8443, metavar="PORT",
-                         help="HTTPS port (default 8443)")
-    webhook.add_argument("--bind-address", default="0.0.0.0", metavar="ADDRESS",
-                         help="address to listen on (default 0.0.0.0: all)")
-    webhook.add_argument("--conf-dir", default=DEFAULT_CONF_DIR, metavar="DIR",
-                         help="configuration directory on the hosts, mounted into workloads "
-                              f"(default {DEFAULT_CONF_DIR})")
-    _install_dir(webhook)
-    _resource_prefix(webhook)
-
-    doctor = parsers["doctor"]
-    _conf_dir(doctor)
-    _node_name(doctor)
-    _install_dir(doctor)
-    _resource_prefix(doctor)
-    doctor.add_argument("-o", "--output", choices=(*FORMATS, "text"), default="table",
-                        help="table (or text): findings and fixes for people; json, yaml: "
-                             "for tools (default table)")
-    doctor.add_argument("--kubelet-state", default="/var/lib/kubelet/cpu_manager_state",
-                        metavar="FILE", help="the kubelet's CPU manager checkpoint "
-                                             "(default /var/lib/kubelet/cpu_manager_state)")
-    doctor.add_argument("--report-max-age", type=_seconds, default=600.0, metavar="SECONDS",
-                        help="how old the NodeReport may be (default 600)")
-
-    uninstall = parsers["uninstall"]
-    _conf_dir(uninstall)
-    _install_dir(uninstall)
-    _node_name(uninstall)
-    _resource_prefix(uninstall)
-    uninstall.add_argument("--force", action="store_true",
-                           help="uninstall even while kcm tasks are running")
-    _output(uninstall, None)
-
-    isolate = parsers["isolate"]
-    _conf_dir(isolate)
-    isolate.add_argument("--pool", required=True, help="pool to take CPUs from")
-    isolate.add_argument("--num-cores", type=_count, metavar="N",
-                         help="CPU lists to take from an exclusive pool "
-                              "(default $KCM_NUM_CORES, else 1)")
-    where = isolate.add_mutually_exclusive_group()
-    where.add_argument("--socket-id", type=_count, metavar="N", help="only CPUs of this socket")
-    where.add_argument("--numa-node", type=_count, metavar="N", help="only CPUs of this NUMA node")
-    isolate.add_argument("--no-affinity", action="store_true",
-                         help="do not pin; only set KCM_CPUS_ASSIGNED for the command")
-    isolate.add_argument("--with-shared", action="store_true",
-                         help="pin to the granted CPUs plus every shared pool's, for a "
-                              "workload that pins its own threads (poll loops on "
-                              "KCM_CPUS_ASSIGNED, control threads on KCM_CPUS_SHARED); "
-                              "default: the granted CPUs only")
-    isolate.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]",
-                         help="the command to run, without a shell. kcm's options come "
-                              "before it: everything from COMMAND on (or after --) is the "
-                              "command's, so `kcm isolate --pool=p sleep 1 --num-cores=2` "
-                              "passes --num-cores=2 to sleep")
+    for name, (_, summary) in COMMANDS.items():
+        DEFINITIONS[name](sub.add_parser(name, help=summary, description=summary))
     return parser
 
 
@@ -432,6 +466,14 @@ def parse_arguments(argv: Sequence[str]):
         args = fast_isolate_arguments(options) or build_parser().parse_args(["isolate", *options])
         args.command_argv = command
         return args
+    if argv and argv[0] in DEFINITIONS:
+        from kcm.quickparse import OptionTable, parse
+
+        table = OptionTable()
+        DEFINITIONS[argv[0]](table)
+        values = parse(table, argv[1:])
+        if values is not None:
+            return Arguments(command=argv[0], **values)
     return build_parser().parse_args(argv)
 
 
@@ -464,6 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         build_parser().print_help()
+        return 0
+    if argv == ["--version"]:
+        print(f"kcm {__version__}")
         return 0
     try:
         args = parse_arguments(argv)

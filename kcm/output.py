@@ -7,8 +7,9 @@ otherwise (a pipe, a log), so scripts see no change."""
 
 from __future__ import annotations
 
-import json
 import sys
+
+from kcm import jsontext
 
 
 def chosen(fmt: str | None) -> str:
@@ -22,7 +23,7 @@ def emit(document: object, fmt: str | None, rows=None, indent: int | None = 2) -
     the table form, else the document's keys and values as two columns."""
     fmt = chosen(fmt)
     if fmt == "json":
-        text = json.dumps(document, sort_keys=True, indent=indent)
+        text = jsontext.dumps(document, indent)
     elif fmt == "yaml":
         import yaml
 

@@ -302,14 +302,14 @@ class ConfigDir:
 
     def remove_debris(self) -> list[str]:
         """Delete ``.kcm-tmp-*`` files left by crashed writers (call under the lock)."""
-        import shutil
-
         removed = []
         for directory, dirs, files in os.walk(self.path):
             for name in files + dirs:
                 if name.startswith(TMP_PREFIX):
                     path = os.path.join(directory, name)
                     if os.path.isdir(path) and not os.path.islink(path):
+                        import shutil  # rare (debris of a crash), and costly to import
+
                         shutil.rmtree(path, ignore_errors=True)
                     else:
                         _unlink_quietly(path)
@@ -398,10 +398,8 @@ class ConfigDir:
         return None
 
     def _build(self, wanted: dict) -> None:
-        import shutil
-
         staging = self._join(f"{TMP_PREFIX}init-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_tree(staging)
         try:
             root = os.path.join(staging, "pools")
             os.makedirs(root)
@@ -420,7 +418,15 @@ class ConfigDir:
         except OSError as error:
             raise ConfigError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _remove_tree(staging)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a staging tree if there is one (shutil, costly to import, only then)."""
+    if os.path.lexists(path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class _Lock:

@@ -1,15 +1,18 @@
 """Reading the machine: sysfs and ``/proc/cmdline`` -> ``kcm.topology.Topology``."""
 
 import os
-import re
-from dataclasses import replace
 
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.errors import CpuListError, TopologyError
 from kcm.topology import Cpu, Topology, isolcpus_from_cmdline
 
-_CPU_DIR = re.compile(r"cpu(\d+)")
-_NODE_DIR = re.compile(r"node(\d+)")
+
+def _numbered(name: str, prefix: str) -> int | None:
+    """N of a directory named ``<prefix>N`` (cpu12, node1), else None."""
+    digits = name[len(prefix):]
+    if name.startswith(prefix) and digits.isascii() and digits.isdigit():
+        return int(digits)
+    return None
 _MAX_FILE = 1 << 16
 
 
@@ -20,7 +23,8 @@ def read_topology(sysfs_root: str = "/sys", proc_root: str = "/proc") -> Topolog
         names = os.listdir(cpu_root)
     except OSError as error:
         raise TopologyError(f"cannot read CPU topology at {cpu_root}: {error.strerror}") from None
-    cpu_ids = sorted(int(match[1]) for name in names if (match := _CPU_DIR.fullmatch(name)))
+    cpu_ids = sorted(number for name in names
+                     if (number := _numbered(name, "cpu")) is not None)
     if not cpu_ids:
         raise TopologyError(f"no CPUs found under {cpu_root}")
     numa_of = _read_numa(sysfs_root)
@@ -39,7 +43,8 @@ def read_topology(sysfs_root: str = "/sys", proc_root: str = "/proc") -> Topolog
     cpus = _build_cpus(raw, numa_of)
     isolated = _read_isolated(cpu_root, proc_root) & frozenset(cpus)
     topology = Topology(cpus=cpus, offline=frozenset(offline), isolated=isolated)
-    return replace(topology, warnings=tuple(_partly_isolated_warnings(topology)))
+    topology.warnings = tuple(_partly_isolated_warnings(topology))
+    return topology
 
 
 def _build_cpus(raw: dict[int, dict], numa_of: dict[int, int]) -> dict[int, Cpu]:
@@ -115,11 +120,11 @@ def _read_numa(sysfs_root: str) -> dict[int, int]:
         raise TopologyError(f"cannot read NUMA nodes at {node_root}: {error.strerror}") from None
     numa_of: dict[int, int] = {}
     for name in names:
-        match = _NODE_DIR.fullmatch(name)
-        if not match:
+        node = _numbered(name, "node")
+        if node is None:
             continue
         for cpu in _read_cpulist(os.path.join(node_root, name, "cpulist")):
-            numa_of[cpu] = int(match[1])
+            numa_of[cpu] = node
     return numa_of
 
 

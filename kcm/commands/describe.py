@@ -6,7 +6,7 @@ process lives. When one does not (``kcm isolate`` was killed, say with SIGKILL),
 workload keeps the CPU list while it lives, under a PID the original keys do not show.
 The table shows each task as ``PID`` or ``PID(dead)>WORKLOAD``."""
 
-import argparse
+from __future__ import annotations
 
 from kcm.cpuset import format_cpulist
 from kcm.env import read_node_topology
@@ -16,6 +16,10 @@ from kcm.output import emit
 from kcm.procfs import host_proc_root, is_running
 from kcm.report import config_as_dict
 from kcm.state import ConfigDir, conf_dir_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,8 +2,7 @@
 cpusets under the kubelet's cgroups and, with ``--steer-irqs``, interrupts. Once, or
 every N seconds and within milliseconds of a grant or release (inotify)."""
 
-import json
-
+from kcm import jsontext
 from kcm.enforcer import cpu_list_directories, make_enforcer
 from kcm.output import emit
 from kcm.periodic import repeat
@@ -22,6 +21,6 @@ def run(args) -> int:
 
     def one_pass() -> None:
         watcher.watch(cpu_list_directories(conf))
-        print(json.dumps(enforcer.one_pass(), sort_keys=True), flush=True)
+        print(jsontext.dumps(enforcer.one_pass()), flush=True)
 
     return repeat(args.interval, one_pass, "enforce pass", woken=watcher.wait)

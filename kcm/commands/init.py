@@ -1,12 +1,16 @@
 """``kcm init``: lay out the pools for this node in a new configuration directory."""
 
-import argparse
+from __future__ import annotations
 
 from kcm import log
 from kcm.allocate import plan_pools
 from kcm.cpuset import format_cpulist
 from kcm.env import read_node_topology
 from kcm.state import ConfigDir, conf_dir_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,13 +1,15 @@
 """``kcm reconcile``: free CPU lists whose tasks are dead, once or every N seconds."""
 
-import argparse
-import json
+from __future__ import annotations
 
-from kcm import env
+from kcm import env, jsontext
 from kcm.output import emit
-from kcm.periodic import repeat
 from kcm.procfs import host_proc_root, task_alive
 from kcm.state import ConfigDir, conf_dir_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 def reclaim(conf: ConfigDir, root: str) -> list[dict]:
@@ -41,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     def one_pass() -> None:
         report = {"reclaimedCpuLists": reclaim(conf, root)}
-        print(json.dumps(report, sort_keys=True), flush=True)
+        print(jsontext.dumps(report), flush=True)
+
+    from kcm.periodic import repeat  # signal (with enum) only for the loop
 
     return repeat(interval, one_pass, "reconcile pass")
 
