@@ -3,20 +3,17 @@
 # Build: docker build -t ghcr.io/kcm-project/kcm:0.2.0 .
 
 FROM python:3.11-slim AS build
-# gcc and libc6-dev build the bundle's static launcher.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && rm -rf /var/lib/apt/lists/*
+# The bundle's launcher ships prebuilt for x86_64 (kcm/launcher/); other machines need
+# gcc and libc6-dev here to compile kcm/launcher/launcher.c.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY kcm ./kcm
 COPY bin ./bin
-COPY bundle/launcher.c ./bundle/launcher.c
-COPY scripts/build-bundle.sh ./scripts/build-bundle.sh
 RUN python -m venv /venv \
     && /venv/bin/pip install --no-cache-dir build==1.6.1 \
     && /venv/bin/python -m build --wheel --outdir /dist . \
-    && PYTHON=/venv/bin/python bash scripts/build-bundle.sh /bundle
+    && /venv/bin/pip install --no-cache-dir /dist/*.whl \
+    && /venv/bin/python -m kcm.bundle /bundle
 
 FROM python:3.11-slim
 COPY --from=build /dist/ /tmp/dist/

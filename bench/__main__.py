@@ -1,4 +1,5 @@
-"""Run every benchmark and write docs/benchmarks.md: ``python -m bench``."""
+"""Run every benchmark and write docs/benchmarks.md: ``python -m bench``; or re-run some
+sections and replace only them: ``python -m bench startup bundle`` (module names)."""
 
 import platform
 import sys
@@ -7,12 +8,14 @@ from pathlib import Path
 
 from bench import (
     allocation,
+    bundle,
     durability,
     isolate,
     isolation,
     lockwait,
     memory,
     reconcile,
+    startup,
     throughput,
     webhook,
 )
@@ -37,6 +40,8 @@ def main() -> int:
     sections = {
         "isolation (kcm enforce)": (isolation.__doc__, isolation.run),
         "isolate start-up overhead": (isolate.__doc__, isolate.run),
+        "start-up cpu of every command": (startup.__doc__, startup.run),
+        "bundle size": (bundle.__doc__, bundle.run),
         "allocation throughput": (throughput.__doc__, throughput.run),
         "lock waits under a burst": (lockwait.__doc__, lockwait.run),
         "durability and lock holds": (durability.__doc__, durability.run),
@@ -45,6 +50,27 @@ def main() -> int:
         "webhook latency": (webhook.__doc__, webhook.run),
         "allocation quality": (allocation.__doc__, allocation.run),
     }
+    wanted = sys.argv[1:]
+    if wanted:
+        modules = {run.__module__.rpartition(".")[2]: title
+                   for title, (_, run) in sections.items()}
+        text = DOC.read_text()
+        for name in wanted:
+            title = modules[name]
+            doc, run = sections[title]
+            started = time.monotonic()
+            section = (f"## {title.capitalize()}\n\n{doc.strip()}\n\n{run()}\n\n"
+                       f"_(took {time.monotonic() - started:.0f} s)_\n")
+            heading = f"## {title.capitalize()}\n"
+            if heading in text:
+                start = text.index(heading)
+                end = text.find("\n## ", start + 1)
+                text = text[:start] + section + ("" if end < 0 else text[end:])
+            else:
+                text = text.rstrip("\n") + "\n\n" + section
+        DOC.write_text(text)
+        print(f"updated {', '.join(wanted)} in {DOC}", file=sys.stderr)
+        return 0
     parts = [INTRO.format(machine=f"{platform.machine()}, {platform.system()} "
                                   f"{platform.release()}, Python {platform.python_version()}",
                           date=time.strftime("%Y-%m-%d"))]

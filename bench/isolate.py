@@ -30,9 +30,7 @@ def install_kcm(venv: Path) -> tuple[str, str]:
 
 
 def install_bundle(kcm: str, work: Path) -> str | None:
-    """Build and install the bundle; None without a C compiler for its launcher."""
-    if shutil.which("cc") is None:
-        return None
+    """Build and install the bundle."""
     bundle = work / "bundle"
     subprocess.run(["bash", str(ROOT / "scripts/build-bundle.sh"), str(bundle)], check=True,
                    env={**os.environ, "PYTHON": sys.executable}, capture_output=True)

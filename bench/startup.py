@@ -6,9 +6,10 @@ The floor for ``isolate`` is a minimal Python isolate doing the same durable wor
 started the same way (with site, as a pip-installed script is; under ``-I -S``, as the
 bundle that ``kcm install`` puts on hosts is): take the lock, read the pool, write the
 task into ``tasks`` and ``task-info`` (two fsyncs: the file, then the directory), pin,
-run ``true``, take the lock again and write the release without syncing. Commands that talk to Kubernetes or
-render YAML and certificates (discover, node-report --publish, cluster-init, webhook)
-are not here: their cost is the client libraries', not the command line's.
+run ``true``, take the lock again and write the release without syncing. Commands that
+talk to Kubernetes or render YAML and certificates (discover, node-report --publish,
+cluster-init, webhook) are not here: their cost is the client libraries', not the
+command line's.
 """
 
 import os

@@ -278,7 +278,8 @@ def _define_install(parser) -> None:
     _install_dir(parser)
     parser.add_argument("--from", dest="source", metavar="DIR",
                          help="the kcm bundle to install (default $KCM_BUNDLE_DIR, this "
-                              "binary's own bundle, or /usr/local/share/kcm/bundle)")
+                              "binary's own bundle, or /usr/local/share/kcm/bundle; when "
+                              "none exists, one is built from the running Python)")
     _output(parser, None)
 
 

@@ -32,9 +32,10 @@ TMP = ".kcm-tmp-"
 DEFAULT_BUNDLE = "/usr/local/share/kcm/bundle"
 
 
-def bundle_source(explicit: str | None) -> str:
+def bundle_source(explicit: str | None) -> str | None:
     """Where the bundle to install is: --from, $KCM_BUNDLE_DIR, the bundle this kcm runs
-    from (``<bundle>/runtime/bin/python3``), or the container image's default."""
+    from (``<bundle>/runtime/bin/python3``), or the container image's default; None when
+    none of these exists (then ``build_into`` makes one from the running Python)."""
     own = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
     if explicit:
         source = explicit
@@ -42,13 +43,35 @@ def bundle_source(explicit: str | None) -> str:
         source = env.bundle_dir()
     elif os.path.isfile(os.path.join(own, "kcm")) and os.path.isdir(os.path.join(own, "runtime")):
         source = own
-    else:
+    elif os.path.lexists(DEFAULT_BUNDLE):
         source = DEFAULT_BUNDLE
+    else:
+        return None
     executable = os.path.join(source, "kcm")
     if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
         raise KcmError(f"no kcm bundle at {source} (expected an executable {executable}; "
-                       "build one with scripts/build-bundle.sh, pass --from)")
+                       "pass --from, or leave --from and $KCM_BUNDLE_DIR unset to build one "
+                       "from this Python)")
     return source
+
+
+def build_into(install_dir: str) -> str:
+    """Build a bundle from the running Python in ``install_dir``'s staging name (the same
+    file system, so ``install(..., built=True)`` renames it into place)."""
+    from kcm.bundle import build
+
+    try:
+        os.makedirs(install_dir, exist_ok=True)
+    except OSError as error:
+        raise KcmError(f"cannot create {install_dir}: {error.strerror}") from None
+    staging = os.path.join(install_dir, f"{TMP}{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        build(staging)
+    except OSError as error:
+        raise KcmError(f"cannot build the kcm bundle in {staging}: {error.strerror}: "
+                       f"{error.filename}") from None
+    return staging
 
 
 def digest(directory: str) -> str:
@@ -68,8 +91,9 @@ def digest(directory: str) -> str:
     return hasher.hexdigest()[:12]
 
 
-def install(source: str, install_dir: str) -> tuple[str, bool]:
-    """Install the bundle; (path of the kcm link, whether anything changed)."""
+def install(source: str, install_dir: str, built: bool = False) -> tuple[str, bool]:
+    """Install the bundle; (path of the kcm link, whether anything changed). ``built``:
+    ``source`` is ``build_into``'s staging directory, renamed into place (or removed)."""
     try:
         os.makedirs(install_dir, exist_ok=True)
         target_name = f"{PREFIX}{__version__}-{digest(source)}"
@@ -77,8 +101,15 @@ def install(source: str, install_dir: str) -> tuple[str, bool]:
         link = os.path.join(install_dir, LINK)
         wanted = os.path.join(target_name, "kcm")
         if os.path.islink(link) and os.readlink(link) == wanted and os.path.isdir(target):
+            if built:
+                shutil.rmtree(source, ignore_errors=True)
             return link, False
-        if not os.path.isdir(target):
+        if built and os.path.isdir(target):
+            shutil.rmtree(source, ignore_errors=True)
+        elif built:
+            _sync_tree(source)
+            os.rename(source, target)
+        elif not os.path.isdir(target):
             staging = os.path.join(install_dir, f"{TMP}{os.getpid()}")
             shutil.rmtree(staging, ignore_errors=True)
             copying = log.Progress("copying the bundle", tree_size(source))

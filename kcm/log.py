@@ -57,5 +57,7 @@ class Progress:
 
     def _draw(self, start: str) -> None:
         done, total = self.done / self.scale, self.total / self.scale
-        print(f"{start}kcm: {self.what}: {done:.1f} of {total:.1f} {self.unit}", end="",
+        places = 0 if self.scale == 1 else 1
+        print(f"{start}kcm: {self.what}: {done:.{places}f} of {total:.{places}f} {self.unit}",
+              end="",
               file=sys.stderr, flush=True)

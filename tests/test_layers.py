@@ -12,6 +12,7 @@ KCM = Path(__file__).resolve().parent.parent / "kcm"
 PURE = {
     "cpuset", "inputs", "errors", "names", "model", "topology", "allocate", "selection",
     "mutate", "node_report", "doctor", "enforcement", "node_patch", "report", "manifests",
+    "jsontext",
 }
 """Modules that decide or describe: data in, data out (docs/architecture.md)."""
 

@@ -8,19 +8,56 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workloads import fake_bundle, make_conf
+from kcm import __version__
+from kcm.install import DEFAULT_BUNDLE
+from tests.conftest import KCM
+from tests.integration.workloads import fake_bundle, make_conf, on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory) -> Path:
-    """The self-contained bundle, built once per test session from the working tree."""
-    out = tmp_path_factory.mktemp("bundle") / "kcm"
-    env = dict(os.environ, PYTHON=os.sys.executable)
-    subprocess.run(["bash", str(ROOT / "scripts/build-bundle.sh"), str(out)], check=True,
-                   env=env, capture_output=True, timeout=600)
-    return out
+def built(tmp_path_factory) -> tuple[Path, str, str]:
+    """``kcm install`` on a machine with no bundle anywhere, as after ``pip install``: it
+    builds one from the running Python, with progress on the terminal. Once per session;
+    (install directory, what the terminal showed, the JSON it printed)."""
+    if os.path.lexists(DEFAULT_BUNDLE):
+        pytest.skip(f"{DEFAULT_BUNDLE} exists: kcm install would use it")
+    target = tmp_path_factory.mktemp("built") / "opt-bin"
+    env = {k: v for k, v in os.environ.items() if k != "KCM_BUNDLE_DIR"}
+    shown, printed = on_a_terminal([KCM, "install", f"--install-dir={target}", "-o", "json"],
+                                   env, "stderr", timeout=600)
+    return target, shown, printed
+
+
+@pytest.fixture(scope="session")
+def bundle(built) -> Path:
+    """The bundle that build made (its installed directory)."""
+    target, _, _ = built
+    return (target / "kcm").resolve().parent
+
+
+def test_install_builds_the_bundle_when_there_is_none(built):
+    target, shown, printed = built
+    result = json.loads(printed)
+    assert result["changed"] is True and result["from"].startswith("built from /")
+    assert "kcm: building the kcm bundle: 6 of 6 steps" in shown
+    assert not [p for p in target.iterdir() if p.name.startswith(".kcm-tmp-")]
+    runtime = (target / "kcm").resolve().parent / "runtime"
+    # Trimmed to what kcm imports: no test suite, GUI or unittest in the standard library.
+    stdlib = next((runtime / "lib").glob("python3.*"))
+    assert not {"test", "tkinter", "unittest", "idlelib"} & {p.name for p in stdlib.iterdir()}
+    # It runs with nothing from the environment, as the launcher in a bare container.
+    version = subprocess.run([str(target / "kcm"), "--version"], env={}, capture_output=True,
+                             text=True, check=True)
+    assert version.stdout == f"kcm {__version__}\n"
+    imports = subprocess.run(
+        [str(runtime / "lib/ld-linux-x86-64.so.2"), "--library-path", str(runtime / "lib"),
+         str(runtime / "bin/python3"), "-I", "-S", "-c",
+         "import kcm.k8s, kcm.webhook, kcm.metrics, kcm.certs, kcm.rollout, kcm.manifests, "
+         "kcm.sysfs, kcm.allocate, yaml; from lightkube.resources.core_v1 import Node"],
+        env={}, capture_output=True, text=True)
+    assert imports.returncode == 0, imports.stderr
 
 
 def test_install_is_atomic_idempotent_and_replaceable(kcm, bundle, tmp_path):
@@ -124,3 +161,20 @@ def test_uninstall_on_a_read_only_directory_removes_nothing(kcm, tmp_path):
         assert (target / "kcm").is_symlink() and (conf / "pools").is_dir()
     finally:
         subprocess.run(["umount", str(conf)], check=True)
+
+
+def test_the_launcher_passes_arguments_and_environment_through(bundle, tmp_path):
+    conf = make_conf(tmp_path / "kcm", {"infra": (False, ["0"])})
+    odd = ["a b", "", "line\nbreak", "--pool=x", "é"]
+    result = subprocess.run(
+        [str(bundle / "kcm"), "isolate", f"--conf-dir={conf}", "--pool=infra", "--",
+         "/bin/sh", "-c", 'printf "%s|" "$@"; printf "%s" "$WORKLOAD_VAR"', "sh", *odd],
+        env={"WORKLOAD_VAR": "kept", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "|".join(odd) + "|kept"
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy2(bundle / "kcm", lonely / "kcm")
+    missing = subprocess.run([str(lonely / "kcm"), "--version"], capture_output=True, text=True)
+    assert missing.returncode == 127
+    assert missing.stderr == "kcm: cannot run the bundle's runtime/lib/ld-linux-x86-64.so.2\n"

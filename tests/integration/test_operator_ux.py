@@ -18,6 +18,7 @@ from tests.integration.workloads import (
     fake_bundle,
     kill_workloads,
     make_conf,
+    on_a_terminal,
     recorded_workloads,
     wait_for,
 )
@@ -157,31 +158,6 @@ def run_unprivileged_init(python: str, base: Path) -> None:
     assert result.returncode == 1
     assert "Permission denied (kcm needs root for" in result.stderr
     assert result.stderr.count("\n") == 1
-
-
-def on_a_terminal(argv: list[str], env: dict, stream: str = "stdout") -> tuple[str, str]:
-    """Run argv with ``stream`` (stdout or stderr) on a pseudo-terminal, as a person
-    would; (what the terminal showed, what the other stream carried)."""
-    import pty
-
-    leader, follower = pty.openpty()
-    other = subprocess.PIPE
-    proc = subprocess.Popen(argv, env=env, stdout=follower if stream == "stdout" else other,
-                            stderr=follower if stream == "stderr" else other)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # EIO: the other side closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    piped = (proc.stderr if stream == "stdout" else proc.stdout).read().decode()
-    assert proc.wait(30) == 0, piped
-    return b"".join(chunks).decode().replace("\r\n", "\n"), piped
 
 
 def test_every_command_speaks_table_json_and_yaml(kcm, tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -130,3 +131,29 @@ def kill_workloads(workloads: list[tuple[int, int]]) -> None:
                 pass
     wait_for(lambda: not any(start_time(pid) == started and alive(pid)
                              for pid, started in workloads))
+
+
+def on_a_terminal(argv: list[str], env: dict, stream: str = "stdout",
+                  timeout: float = 30) -> tuple[str, str]:
+    """Run argv with ``stream`` (stdout or stderr) on a pseudo-terminal, as a person
+    would; (what the terminal showed, what the other stream carried)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    other = subprocess.PIPE
+    proc = subprocess.Popen(argv, env=env, stdout=follower if stream == "stdout" else other,
+                            stderr=follower if stream == "stderr" else other)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    piped = (proc.stderr if stream == "stdout" else proc.stdout).read().decode()
+    assert proc.wait(timeout) == 0, piped
+    return b"".join(chunks).decode().replace("\r\n", "\n"), piped
