@@ -205,6 +205,11 @@ def _environment_help() -> str:
 
 def _define_init(parser) -> None:
     _conf_dir(parser)
+    parser.add_argument("--exclusive-pool-name", default="dataplane", metavar="NAME",
+                        help="name of the exclusive pool (default dataplane; the cmk command "
+                             "names it exclusive, as CMK did)")
+    parser.add_argument("--shared-pool-name", default="controlplane", metavar="NAME",
+                        help="name of the shared pool (default controlplane; shared for cmk)")
     parser.add_argument("--num-dp-cores", type=_count, default=4, metavar="N",
                       help="physical cores in the exclusive dataplane pool (default 4)")
     parser.add_argument("--num-cp-cores", type=_count, default=1, metavar="N",
@@ -495,6 +500,18 @@ def one_line(message: str) -> str:
     if message.isprintable():
         return message
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def launched() -> int:
+    """The bundle's entry point: its launcher passes the name it was run by first
+    (``sys.argv[1]``); run as ``cmk`` (kcm install's second link) it speaks CMK's command
+    line."""
+    name = sys.argv.pop(1) if len(sys.argv) > 1 else "kcm"
+    if name.rpartition("/")[2] == "cmk":
+        from kcm.cmk import main as cmk_main
+
+        return cmk_main()
+    return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ starts as fast as kcm in a virtual environment (nothing is unpacked at start).
 Layout under the install directory (``/opt/bin`` by default)::
 
     kcm                      symlink -> .kcm-<version>-<digest>/kcm
+    cmk                      the same (the launcher passes on the name: CMK's command line)
     .kcm-<version>-<digest>/ the bundle: kcm (launcher) and runtime/
 
 A new bundle is copied to a temporary name, renamed into place, and the ``kcm``
@@ -27,6 +28,8 @@ from kcm.durable import fsync_path
 from kcm.errors import KcmError
 
 LINK = "kcm"
+LINKS = ("kcm", "cmk")
+"""The commands put in the install directory: kcm, and cmk (CMK's command line)."""
 PREFIX = ".kcm-"
 TMP = ".kcm-tmp-"
 DEFAULT_BUNDLE = "/usr/local/share/kcm/bundle"
@@ -100,7 +103,10 @@ def install(source: str, install_dir: str, built: bool = False) -> tuple[str, bo
         target = os.path.join(install_dir, target_name)
         link = os.path.join(install_dir, LINK)
         wanted = os.path.join(target_name, "kcm")
-        if os.path.islink(link) and os.readlink(link) == wanted and os.path.isdir(target):
+        current = all(os.path.islink(os.path.join(install_dir, name))
+                      and os.readlink(os.path.join(install_dir, name)) == wanted
+                      for name in LINKS)
+        if current and os.path.isdir(target):
             if built:
                 shutil.rmtree(source, ignore_errors=True)
             return link, False
@@ -123,12 +129,15 @@ def install(source: str, install_dir: str, built: bool = False) -> tuple[str, bo
             _sync_tree(staging)
             os.rename(staging, target)
         temp_link = os.path.join(install_dir, f"{TMP}link-{os.getpid()}")
-        if os.path.lexists(temp_link):
-            os.unlink(temp_link)
-        os.symlink(wanted, temp_link)
-        if os.path.isdir(link) and not os.path.islink(link):
-            raise KcmError(f"{link} is a directory; refusing to replace it")
-        os.rename(temp_link, link)
+        for name in LINKS:
+            path = os.path.join(install_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                raise KcmError(f"{path} is a directory; refusing to replace it")
+        for name in LINKS:
+            if os.path.lexists(temp_link):
+                os.unlink(temp_link)
+            os.symlink(wanted, temp_link)
+            os.rename(temp_link, os.path.join(install_dir, name))
         fsync_path(install_dir)
         _remove_other_bundles(install_dir, keep=target_name)
         return link, True
@@ -151,12 +160,12 @@ def installed_paths(install_dir: str) -> list[str]:
         raise KcmError(f"cannot read {install_dir}: {error.strerror}") from None
     found = [os.path.join(install_dir, name) for name in sorted(names)
              if _is_bundle(install_dir, name) or _is_staging(install_dir, name)]
-    link = os.path.join(install_dir, LINK)
-    if os.path.islink(link):
-        target = os.readlink(link)
-        head, _, tail = target.partition("/")
-        if tail == "kcm" and _is_bundle(install_dir, head):
-            found.insert(0, link)
+    for name in reversed(LINKS):
+        link = os.path.join(install_dir, name)
+        if os.path.islink(link):
+            head, _, tail = os.readlink(link).partition("/")
+            if tail == "kcm" and _is_bundle(install_dir, head):
+                found.insert(0, link)
     return found
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kcm import cmk  # noqa: E402
 from kcm.cli import COMMANDS, build_parser  # noqa: E402
 
 DOC = ROOT / "docs" / "cli.md"
@@ -26,7 +27,13 @@ def render() -> str:
     for name in COMMANDS:
         parts += [f"## kcm {name}\n", "```text",
                   subparsers.choices[name].format_help().rstrip(), "```\n"]
-    return "\n".join(parts)
+    parts += ["## cmk: CMK v1.4.1's command line\n",
+              "`pip install` and `kcm install` put a `cmk` command next to `kcm`: workloads "
+              "and scripts written for CMK run unchanged. It translates CMK's command line "
+              "to kcm's (`kcm/cmk.py`) and runs it.\n", "```text", cmk.USAGE, "```\n",
+              "Where it differs from CMK, and why:\n"]
+    parts += [f"- {difference}" for difference in cmk.DIFFERENCES]
+    return "\n".join(parts) + "\n"
 
 
 def main() -> int:

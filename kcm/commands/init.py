@@ -6,6 +6,8 @@ from kcm import log
 from kcm.allocate import plan_pools
 from kcm.cpuset import format_cpulist
 from kcm.env import read_node_topology
+from kcm.errors import InputError
+from kcm.model import valid_pool_name
 from kcm.state import ConfigDir, conf_dir_from
 
 TYPE_CHECKING = False
@@ -18,6 +20,13 @@ def run(args: argparse.Namespace) -> int:
     for warning in topology.warnings:
         log.warning(warning)
     plans = plan_pools(topology, args.num_dp_cores, args.num_cp_cores, args.dp_mode, args.cp_mode)
+    names = {"dataplane": args.exclusive_pool_name, "controlplane": args.shared_pool_name}
+    plans = [plan._replace(name=names.get(plan.name, plan.name)) for plan in plans]
+    if len({plan.name for plan in plans}) < len(plans):
+        raise InputError(f"pool names must differ: {', '.join(p.name for p in plans)}")
+    for plan in plans:
+        if not valid_pool_name(plan.name):
+            raise InputError(f"{plan.name!r} is not a valid pool name")
     conf = ConfigDir(conf_dir_from(args.conf_dir))
     created = conf.create([(plan.name, plan.exclusive, list(plan.cpu_lists)) for plan in plans])
     if not created:

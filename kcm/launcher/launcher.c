@@ -22,7 +22,7 @@
 #error "build with -DLOADER='\"ld-linux-x86-64.so.2\"' (the loader's file name)"
 #endif
 
-static const char MAIN[] = "import sys\nfrom kcm.cli import main\nsys.exit(main())\n";
+static const char MAIN[] = "import sys\nfrom kcm.cli import launched\nsys.exit(launched())\n";
 
 int main(int argc, char **argv) {
     char self[PATH_MAX];
@@ -45,8 +45,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kcm: the bundle's path is too long\n");
         return 1;
     }
-    /* loader --library-path LIB python -I -S -c MAIN args... : -I ignores PYTHON* variables
-       and the user's site directory, -S skips site (kcm's packages sit in the stdlib dir). */
+    /* loader --library-path LIB python -I -S -c MAIN argv0 args... : -I ignores PYTHON*
+       variables and the user's site directory, -S skips site (kcm's packages sit in the
+       stdlib dir); argv0, the name it was run by, tells kcm from cmk (kcm.cli.launched). */
     char **args = calloc((size_t)argc + 8, sizeof *args);
     if (args == NULL) {
         fprintf(stderr, "kcm: out of memory\n");
@@ -61,7 +62,7 @@ int main(int argc, char **argv) {
     args[n++] = "-S";
     args[n++] = "-c";
     args[n++] = (char *)MAIN;
-    for (int i = 1; i < argc; i++)
+    for (int i = 0; i < argc; i++)
         args[n++] = argv[i];
     args[n] = NULL;
     execv(loader, args);

@@ -4,7 +4,9 @@
 # compares). It does what launcher.c does:
 #
 #   <dir of /proc/self/exe>/runtime/lib/ld-linux-x86-64.so.2 --library-path
-#       <dir>/runtime/lib <dir>/runtime/bin/python3 -I -S -c MAIN ARGS...
+#       <dir>/runtime/lib <dir>/runtime/bin/python3 -I -S -c MAIN ARGV0 ARGS...
+#
+# (ARGV0, the name it was run by, tells kcm from cmk: kcm.cli.launched)
 #
 # with the environment passed through untouched. Build:
 #   as --64 -o x86_64.o x86_64.s && ld -static -nostdlib -s -z noseparate-code -o x86_64 x86_64.o
@@ -71,9 +73,9 @@ find_slash:                                     # rcx = index of the last '/'
         lea     rax, [rip + main_code]
         mov     [rdi + 56], rax
         add     rdi, FIXED_ARGS * 8
-        lea     rsi, [r12 + 16]                 # argv[1]
+        lea     rsi, [r12 + 8]                  # argv[0] (kcm or cmk: MAIN reads it)
         mov     rcx, rbx
-        dec     rcx
+        test    rcx, rcx
         jle     arguments_done
 copy_arguments:
         mov     rax, [rsi]
@@ -131,7 +133,7 @@ library_option: .asciz "--library-path"
 isolated_option: .asciz "-I"
 no_site_option: .asciz "-S"
 command_option: .asciz "-c"
-main_code:      .asciz "import sys\nfrom kcm.cli import main\nsys.exit(main())\n"
+main_code:      .asciz "import sys\nfrom kcm.cli import launched\nsys.exit(launched())\n"
 cannot_find:    .ascii "kcm: cannot find the kcm bundle from /proc/self/exe\n"
 cannot_find_end:
 cannot_run:     .ascii "kcm: cannot run the bundle's runtime/lib/ld-linux-x86-64.so.2\n"

@@ -69,6 +69,11 @@ def test_install_is_atomic_idempotent_and_replaceable(kcm, bundle, tmp_path):
     assert link.is_symlink() and not os.readlink(link).startswith("/")
     version = subprocess.run([str(link), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("kcm ")
+    # cmk, the same launcher under CMK's name, speaks CMK's command line.
+    assert os.readlink(target / "cmk") == os.readlink(link)
+    cmk = subprocess.run([str(target / "cmk"), "--version"], capture_output=True, text=True,
+                         check=True)
+    assert cmk.stdout == f"CMK v1.4.1 (kcm {__version__})\n"
     again = json.loads(kcm.run("install", f"--install-dir={target}", f"--from={bundle}",
                                check=True).stdout)
     assert again["changed"] is False
@@ -127,7 +132,8 @@ def test_uninstall_removes_only_what_kcm_installed(kcm, tmp_path):
     conf = make_conf(tmp_path / "conf", {"infra": (False, ["0"])})
     result = kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={target}", check=True)
     removed = json.loads(result.stdout)["removed"]
-    assert str(target / "kcm") in removed and len(removed) == 3  # link, bundle, conf dir
+    assert {str(target / "kcm"), str(target / "cmk")} <= set(removed)
+    assert len(removed) == 4  # kcm and cmk links, bundle, conf dir
     assert sorted(target.iterdir()) == sorted(foreign)
     # A plain file named kcm in the directory is not kcm's installation either.
     (target / "kcm").write_text("someone else's")
