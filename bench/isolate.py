@@ -29,6 +29,16 @@ def install_kcm(venv: Path) -> tuple[str, str]:
     return str(venv / "bin/python"), str(venv / "bin/kcm")
 
 
+def install_with_conf(work: Path) -> tuple[str, str, Path]:
+    """kcm in a fresh venv under ``work`` and a configuration directory of one dataplane
+    core and infra; (python, kcm, conf dir)."""
+    python, kcm = install_kcm(work / "venv")
+    conf = work / "conf"
+    subprocess.run([kcm, "init", f"--conf-dir={conf}", "--num-dp-cores=1",
+                    "--num-cp-cores=0"], check=True, stderr=subprocess.DEVNULL)
+    return python, kcm, conf
+
+
 def install_bundle(kcm: str, work: Path) -> str | None:
     """Build and install the bundle."""
     bundle = work / "bundle"
@@ -52,10 +62,7 @@ def time_runs(commands: dict[str, list[str]], runs: int) -> dict[str, list[float
 def run(runs: int = RUNS) -> str:
     work = Path(tempfile.mkdtemp(prefix="kcm-bench-isolate-"))
     try:
-        python, kcm = install_kcm(work / "venv")
-        conf = work / "conf"
-        subprocess.run([kcm, "init", f"--conf-dir={conf}", "--num-dp-cores=1",
-                        "--num-cp-cores=0"], check=True, stderr=subprocess.DEVNULL)
+        python, kcm, conf = install_with_conf(work)
         commands = {
             "python -c pass": [python, "-c", "pass"],
             "taskset -c 0 true": ["taskset", "-c", "0", "true"],

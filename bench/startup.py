@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.isolate import install_bundle, install_kcm
+from bench.isolate import install_bundle, install_with_conf
 
 RUNS = 25
 
@@ -72,10 +72,7 @@ def cpu_ms(argv: list[str]) -> float:
 def run(runs: int = RUNS) -> str:
     work = Path(tempfile.mkdtemp(prefix="kcm-bench-startup-"))
     try:
-        python, kcm = install_kcm(work / "venv")
-        conf = work / "conf"
-        subprocess.run([kcm, "init", f"--conf-dir={conf}", "--num-dp-cores=1",
-                        "--num-cp-cores=0"], check=True, stderr=subprocess.DEVNULL)
+        python, kcm, conf = install_with_conf(work)
         minimal = work / "minimal_isolate.py"
         minimal.write_text(MINIMAL_ISOLATE)
         scratch = work / "init"

@@ -39,40 +39,24 @@ find_slash:                                     # rcx = index of the last '/'
         jne     find_slash
         mov     r13, rcx                        # r13 = length of the bundle's directory
 
-        lea     rdi, [rip + loader_path]
+        lea     rbx, [rip + paths]              # each path: the directory, then its tail
+        mov     r15d, 3
+build_paths:
+        mov     rdi, [rbx]
         call    copy_dir
-        lea     rsi, [rip + loader_tail]
+        mov     rsi, [rbx + 8]
         call    copy_string
-        lea     rdi, [rip + library_path]
-        call    copy_dir
-        lea     rsi, [rip + library_tail]
-        call    copy_string
-        lea     rdi, [rip + python_path]
-        call    copy_dir
-        lea     rsi, [rip + python_tail]
-        call    copy_string
+        add     rbx, 16
+        dec     r15d
+        jnz     build_paths
 
         mov     rbx, [r12]                      # argc
         cmp     rbx, MAX_ARGS
         ja      too_many
         lea     rdi, [rip + new_argv]
-        lea     rax, [rip + loader_path]
-        mov     [rdi], rax
-        lea     rax, [rip + library_option]
-        mov     [rdi + 8], rax
-        lea     rax, [rip + library_path]
-        mov     [rdi + 16], rax
-        lea     rax, [rip + python_path]
-        mov     [rdi + 24], rax
-        lea     rax, [rip + isolated_option]
-        mov     [rdi + 32], rax
-        lea     rax, [rip + no_site_option]
-        mov     [rdi + 40], rax
-        lea     rax, [rip + command_option]
-        mov     [rdi + 48], rax
-        lea     rax, [rip + main_code]
-        mov     [rdi + 56], rax
-        add     rdi, FIXED_ARGS * 8
+        lea     rsi, [rip + fixed_args]
+        mov     ecx, FIXED_ARGS
+        rep movsq                               # loader ... -c MAIN; rdi after them
         lea     rsi, [r12 + 8]                  # argv[0] (kcm or cmk: MAIN reads it)
         mov     rcx, rbx
         test    rcx, rcx
@@ -125,6 +109,11 @@ copy_string:                                    # copy the string at rsi (with i
         ret
 
         .section .rodata
+        .align 8
+paths:          .quad loader_path, loader_tail, library_path, library_tail
+                .quad python_path, python_tail
+fixed_args:     .quad loader_path, library_option, library_path, python_path
+                .quad isolated_option, no_site_option, command_option, main_code
 proc_self_exe:  .asciz "/proc/self/exe"
 loader_tail:    .asciz "/runtime/lib/ld-linux-x86-64.so.2"
 library_tail:   .asciz "/runtime/lib"
