@@ -111,8 +111,9 @@ class _Packer:
         for item in universe:
             self.core_size[self.core[item]] = self.core_size.get(self.core[item], 0) + 1
         free_set = set(free)
+        free_per_core = _count(self.core[item] for item in free_set)
         self.whole_cores = {core for core, size in self.core_size.items()
-                            if sum(1 for item in free if self.core[item] == core) >= size}
+                            if free_per_core.get(core, 0) >= size}
         self.free_in_numa = _count(self.numa[item] for item in free_set)
         self.free_in_l3 = _count(self.l3[item] for item in free_set)
 
