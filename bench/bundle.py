@@ -21,18 +21,9 @@ def disk_mb(path: Path) -> float:
 
 
 def build(out: Path, strip: bool) -> tuple[float, float]:
-    real_which = shutil.which
-
-    def which(name: str, *args, **kwargs):
-        return None if name == "strip" and not strip else real_which(name, *args, **kwargs)
-
-    kcm.bundle.shutil.which = which
-    try:
-        started = time.monotonic()
-        kcm.bundle.build(str(out))
-        return time.monotonic() - started, disk_mb(out)
-    finally:
-        kcm.bundle.shutil.which = real_which
+    started = time.monotonic()
+    kcm.bundle.build(str(out), strip=strip)
+    return time.monotonic() - started, disk_mb(out)
 
 
 def run() -> str:

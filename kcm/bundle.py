@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build(out: str) -> None:
-    """Build the bundle into ``out`` (which must not exist yet; removed on failure)."""
+def build(out: str, strip: bool = True) -> None:
+    """Build the bundle into ``out`` (which must not exist yet; removed on failure).
+    ``strip``: strip debug symbols when the ``strip`` tool exists (False: as on a machine
+    without it, for the benchmark)."""
     if os.path.lexists(out):
         raise KcmError(f"{out} exists; the bundle is built into a new directory")
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -72,18 +74,18 @@ def build(out: str) -> None:
         steps.advance(1)
         copy_kcm_and_dependencies(python_dir)
         steps.advance(1)
-        loader = copy_shared_libraries(interpreter, python_dir, library_dir)
+        loader = copy_shared_libraries(interpreter, python_dir, library_dir,
+                                       shutil.which("strip") if strip else None)
         steps.advance(1)
         make_launcher(os.path.join(out, "kcm"), loader)
         compile_all(python_dir)
         steps.advance(1)
         check(out)
-        steps.advance(1)
+        steps.finish()
     except BaseException:
+        steps.abandon()
         shutil.rmtree(out, ignore_errors=True)
         raise
-    finally:
-        steps.finish()
 
 
 def needed_modules() -> dict[str, str]:
@@ -158,7 +160,7 @@ def _dependency_distributions() -> list:
             continue
         seen[key] = distribution
         for requirement in distribution.requires or []:
-            if "extra ==" in requirement.replace("extra==", "extra =="):
+            if "extra" in requirement.partition(";")[2]:  # an optional dependency
                 continue
             wanted.append(_requirement_name(requirement))
     return [d for k, d in seen.items() if k != "kcm"]
@@ -203,9 +205,11 @@ def copy_kcm_and_dependencies(python_dir: str) -> None:
                 shutil.copy2(path, target)
 
 
-def copy_shared_libraries(interpreter: str, python_dir: str, library_dir: str) -> str:
+def copy_shared_libraries(interpreter: str, python_dir: str, library_dir: str,
+                          strip: str | None) -> str:
     """Copy every shared library the interpreter and the extension modules load (and the
-    loader) into ``library_dir``, stripped when ``strip`` exists; the loader's name."""
+    loader) into ``library_dir``, stripped with ``strip`` (the tool's path) when given;
+    the loader's name."""
     objects = [interpreter]
     for root, _dirs, names in os.walk(python_dir):
         objects += [os.path.join(root, n) for n in names if ".so" in n]
@@ -218,7 +222,6 @@ def copy_shared_libraries(interpreter: str, python_dir: str, library_dir: str) -
                 loader = os.path.basename(library)
     if not loader:
         raise KcmError(f"cannot find the dynamic loader of {interpreter} (is it static?)")
-    strip = shutil.which("strip")
     for library in sorted(libraries):
         target = os.path.join(library_dir, os.path.basename(library))
         shutil.copy2(os.path.realpath(library), target)

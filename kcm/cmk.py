@@ -183,7 +183,7 @@ def _parse(command: str, words: list[str]) -> tuple[dict[str, str], list[str]]:
             elif equals:
                 raise InputError(f"cmk {command}: {name} takes no value")
             given[name] = value
-        elif command == "isolate" and word.startswith("--") and word in ("--no-affinity",):
+        elif command == "isolate" and word == "--no-affinity":
             given[word] = ""
         else:
             positionals.append(word)

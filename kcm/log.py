@@ -55,6 +55,11 @@ class Progress:
             self._draw("\r")
             print(file=sys.stderr, flush=True)
 
+    def abandon(self) -> None:
+        """End the line where it stands (the work failed; its error comes next)."""
+        if self.on and self.done:
+            print(file=sys.stderr, flush=True)
+
     def _draw(self, start: str) -> None:
         done, total = self.done / self.scale, self.total / self.scale
         places = 0 if self.scale == 1 else 1

@@ -42,9 +42,9 @@ def read_topology(sysfs_root: str = "/sys", proc_root: str = "/proc") -> Topolog
         raise TopologyError(f"no online CPUs under {cpu_root}")
     cpus = _build_cpus(raw, numa_of)
     isolated = _read_isolated(cpu_root, proc_root) & frozenset(cpus)
-    topology = Topology(cpus=cpus, offline=frozenset(offline), isolated=isolated)
-    topology.warnings = tuple(_partly_isolated_warnings(topology))
-    return topology
+    found = Topology(cpus=cpus, offline=frozenset(offline), isolated=isolated)
+    return Topology(cpus=cpus, offline=found.offline, isolated=isolated,
+                    warnings=tuple(_partly_isolated_warnings(found)))
 
 
 def _build_cpus(raw: dict[int, dict], numa_of: dict[int, int]) -> dict[int, Cpu]:
