@@ -269,6 +269,15 @@ class PoolPlan(namedtuple("PoolPlan", "name exclusive cpu_lists")):
     __slots__ = ()
 
 
+def split_by_socket(plan: PoolPlan, topology: Topology) -> PoolPlan:
+    """The plan with each CPU list cut at socket boundaries (CMK v1.4.1's socket
+    layout: a shared pool gets one list per socket; a core never spans two)."""
+    sockets = topology.sockets()
+    lists = [cpus & members for cpus in plan.cpu_lists for members in sockets.values()
+             if cpus & members]
+    return plan._replace(cpu_lists=lists)
+
+
 def plan_pools(
     topology: Topology,
     num_dp_cores: int = 4,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 STRATEGIES = ("packed", "spread")
+LAYOUTS = ("flat", "sockets")
 
 # Subcommands in help order: name -> (module under kcm.commands, summary).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -219,6 +220,10 @@ def _define_init(parser) -> None:
                            "(default packed)")
     parser.add_argument("--cp-mode", choices=STRATEGIES, default="packed",
                       help="as --dp-mode, for the controlplane pool (default packed)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="flat",
+                        help="flat: pools/<pool>/<cpulist> (the original KCM's); sockets: "
+                             "pools/<pool>/<socket>/<cpulist>, CMK v1.4.1's, with a shared "
+                             "list split per socket (default flat; sockets for cmk init)")
 
 
 def _define_describe(parser) -> None:

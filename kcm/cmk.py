@@ -41,9 +41,10 @@ Defaults as CMK's: --conf-dir=/etc/cmk, --install-dir=/opt/bin, --interval=0 (on
 command is kcm (kcm --help); docs/cli.md lists where cmk differs from CMK."""
 
 DIFFERENCES = [
-    "init makes CMK's pools (exclusive, one CPU list per physical core; shared; infra) in "
-    "kcm's flat layout, pools/<pool>/<cpulist>; CMK v1.4.1 wrote a socket level, "
-    "pools/<pool>/<socket>/<cpulist>, which kcm does not read yet.",
+    "init makes CMK's pools (exclusive, one CPU list per physical core; shared; infra, one "
+    "list per socket) in CMK's socket layout, pools/<pool>/<socket>/<cpulist> (kcm init "
+    "--layout=sockets); the cores are kcm's choice (whole cores, isolcpus first, packed), "
+    "which may differ from CMK's.",
     "init --socket-id other than -1, and --excl-non-isolcpus, are refused: kcm lays out "
     "pools over the whole node and makes no exclusive-non-isolcpus pool.",
     "discover taints the node as CMK did (--no-taint does not); the extended resources "
@@ -121,7 +122,8 @@ def translate(argv: list[str]) -> tuple[list[str], list[str]]:
     if command in _WITH_CONF_DIR and "--conf-dir" not in given:
         out.append(f"--conf-dir={CMK_CONF_DIR}")
     if command == "init":
-        out += ["--exclusive-pool-name=exclusive", "--shared-pool-name=shared"]
+        out += ["--exclusive-pool-name=exclusive", "--shared-pool-name=shared",
+                "--layout=sockets"]
         if given.get("--socket-id", "-1") != "-1":
             raise InputError("cmk init --socket-id is not supported: kcm lays out pools over "
                              "the whole node (isolate --socket-id picks a socket)")

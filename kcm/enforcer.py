@@ -142,17 +142,3 @@ def make_enforcer(conf: ConfigDir, cgroup_root: str | None, steer_irqs: bool) ->
                        f"mounted at {hierarchy.mount}")
     return Enforcer(conf, proc_root, hierarchy, root, steer_irqs)
 
-
-def cpu_list_directories(conf: ConfigDir) -> list[str]:
-    """The directories whose ``tasks`` files a grant or a release changes."""
-    pools = os.path.join(conf.path, "pools")
-    return [os.path.join(pools, pool, cpu_list) for pool in _listdir(pools)
-            for cpu_list in _listdir(os.path.join(pools, pool))]
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return [name for name in os.listdir(path)
-                if os.path.isdir(os.path.join(path, name)) and not name.startswith(".")]
-    except OSError:
-        return []

@@ -43,17 +43,19 @@ class Task:
 
 
 class CpuList:
-    """One CPU list of a pool: ``name`` is its directory name as on disk; ``stamp``
-    identifies the ``tasks`` file as read (None before it exists)."""
+    """One CPU list of a pool: ``name`` is its directory name as on disk, ``place`` its
+    directory inside the pool (the name, or ``SOCKET/NAME`` in CMK v1.4.1's layout);
+    ``stamp`` identifies the ``tasks`` file as read (None before it exists)."""
 
-    __slots__ = ("cpus", "name", "stamp", "tasks")
+    __slots__ = ("cpus", "name", "place", "stamp", "tasks")
 
     def __init__(self, name: str, cpus: CpuSet, tasks: list[Task] | None = None,
-                 stamp: tuple[int, int, int] | None = None):
+                 stamp: tuple[int, int, int] | None = None, place: str | None = None):
         self.name = name
         self.cpus = cpus
         self.tasks = tasks if tasks is not None else []
         self.stamp = stamp
+        self.place = place or name
 
     def __repr__(self) -> str:
         return f"CpuList({self.name!r}, tasks={self.tasks!r})"
@@ -94,7 +96,7 @@ def overlapping_cpus(config: Config) -> list[str]:
     problems = []
     for pool in config.pools.values():
         for cpu_list in pool.cpu_lists.values():
-            where = os.path.join(config.path, "pools", pool.name, cpu_list.name)
+            where = os.path.join(config.path, "pools", pool.name, cpu_list.place)
             for cpu in sorted(cpu_list.cpus):
                 if cpu in owner:
                     problems.append(f"CPU {cpu} is in two CPU lists: {owner[cpu]} and {where}")
@@ -115,9 +117,9 @@ class MemoryStore:
     def load_pool(self, name: str) -> Pool:
         return self.config.pool(name)
 
-    def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]:
-        lists = self.config.pool(pool).cpu_lists
-        return [lists[name] for name in names]
+    def load_cpu_lists(self, pool: str, places: list[str]) -> list[CpuList]:
+        by_place = {cl.place: cl for cl in self.config.pool(pool).cpu_lists.values()}
+        return [by_place[place] for place in places]
 
     def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task],
                    durable: bool = False) -> None:

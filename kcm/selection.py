@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         or ``kcm.model.MemoryStore``."""
 
         def load_pool(self, name: str) -> Pool: ...
-        def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]: ...
+        def load_cpu_lists(self, pool: str, places: list[str]) -> list[CpuList]: ...
         def save_tasks(self, pool: str, cpu_list: CpuList, tasks: list[Task],
                        durable: bool = False) -> None: ...
 
@@ -77,14 +77,16 @@ def grant(store: Store, request: Request, task: Task, alive: Callable[[Task], bo
           topology: Callable[[], Topology], siblings: Callable[[int], CpuSet] | None = None,
           ) -> tuple[CpuSet, list[str], list[str]]:
     """Choose CPU lists for ``task`` and record it in each (the caller holds the lock);
-    (CPUs to pin to, names of the lists held, names of the lists reclaimed from the dead)."""
+    (CPUs to pin to, places of the lists held, places of the lists reclaimed from the dead;
+    a place is the list's directory inside its pool, its name unless the pool has socket
+    directories)."""
     pool = store.load_pool(request.pool)
     chosen, cpus, reclaimed = choose_cpu_lists(pool, request, alive, topology, siblings)
     for cpu_list, tasks in reclaimed:
         store.save_tasks(pool.name, cpu_list, tasks)
     for cpu_list in chosen:
         store.save_tasks(pool.name, cpu_list, [*cpu_list.tasks, task], durable=True)
-    return cpus, [cl.name for cl in chosen], [cl.name for cl, _ in reclaimed]
+    return cpus, [cl.place for cl in chosen], [cl.place for cl, _ in reclaimed]
 
 
 def release(store: Store, pool: str, held: list[str], task: Task) -> None:

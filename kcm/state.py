@@ -9,6 +9,13 @@ Layout (compatible with the operator manual)::
                                                  "PID START CHILD CHILD_START",
                                                  and "0 INODE MTIME_NS SIZE" lines
 
+CMK v1.4.1 put a socket level between a pool and its CPU lists,
+``pools/<pool>/<socket>/<cpulist>/tasks``. A pool is read that way when one of its
+directories holds a directory; then every directory of the pool must be a socket
+directory (a number, holding only CPU list directories, or nothing). Each CPU list
+keeps its ``place`` (``<socket>/<cpulist>``), where its writes go; the rest of kcm
+sees the CPU lists by name, as CMK's describe showed them.
+
 ``task-info`` lets reconcile tell a reused PID from the original (start times from
 ``/proc/PID/stat``) and keep a CPU list held while the workload outlives a killed
 ``kcm isolate``. It is written before ``tasks`` when a task is added and after it
@@ -153,8 +160,8 @@ class ConfigDir:
                     continue
                 flag = _read_text(os.path.join(path, "exclusive")).strip()
                 lists = {} if name == own and flag == "1" else {
-                    entry: parse_cpulist(entry) for entry, entry_kind
-                    in sorted(_entries(path).items()) if entry_kind == "dir"}
+                    place.rpartition("/")[2]: parse_cpulist(place.rpartition("/")[2])
+                    for place in _list_places(path, _entries(path))}
             except (ConfigError, CpuListError):
                 continue
             found[name] = (flag == "1", lists)
@@ -194,19 +201,31 @@ class ConfigDir:
                                 "run kcm init)")
         return self._join("pools")
 
-    def load_cpu_lists(self, pool: str, names: list[str]) -> list[CpuList]:
-        """Only the named CPU lists of a pool (call under the lock): for a writer that
-        already knows what it holds, such as isolate giving its lists back."""
+    def load_cpu_lists(self, pool: str, places: list[str]) -> list[CpuList]:
+        """Only these CPU lists of a pool, by place (call under the lock): for a writer
+        that already knows what it holds, such as isolate giving its lists back."""
         self._check_root()
         lists = []
-        for name in names:
-            path = self._join("pools", pool, name)
-            try:
-                cpus = parse_cpulist(name)
-            except CpuListError as error:
-                raise ConfigError(f"bad CPU list directory {path}: {error}") from None
-            lists.append(_load_cpu_list(path, name, cpus))
+        for place in places:
+            path = self._join("pools", pool, place)
+            socket, _, name = place.rpartition("/")
+            if socket and not _is_socket_name(socket):
+                raise ConfigError(f"bad socket directory {os.path.dirname(path)}")
+            lists.append(_load_cpu_list(path, name, _list_cpus(path, name), place))
         return lists
+
+    def cpu_list_directories(self) -> list[str]:
+        """The directories whose ``tasks`` files a grant or a release changes (for a
+        watcher: no error, a damaged part of the directory is left out)."""
+        found = []
+        pools = self._join("pools")
+        for pool in _subdirectories(pools):
+            path = os.path.join(pools, pool)
+            try:
+                found += [os.path.join(path, place) for place in _list_places(path, _entries(path))]
+            except ConfigError:
+                continue
+        return found
 
     def load_irq_record(self) -> dict[str, CpuSet]:
         """The IRQ affinities kcm changed, as they were before (call under the lock)."""
@@ -250,7 +269,7 @@ class ConfigDir:
         crash loses its data, its stamps no longer match and the list's tasks are judged
         by existence alone.
         """
-        directory = self._join("pools", pool, cpu_list.name)
+        directory = self._join("pools", pool, cpu_list.place)
         info_path = os.path.join(directory, "task-info")
         tasks_path = os.path.join(directory, "tasks")
         temp, stamp = _write_temp(tasks_path, _format_tasks(tasks), sync=durable)
@@ -279,7 +298,7 @@ class ConfigDir:
         temps: list[str] = []
         try:
             for pool, cpu_list, tasks in changes:
-                directory = self._join("pools", pool, cpu_list.name)
+                directory = self._join("pools", pool, cpu_list.place)
                 temp, stamp = _write_temp(os.path.join(directory, "tasks"),
                                           _format_tasks(tasks), sync=False)
                 temps.append(temp)
@@ -343,16 +362,21 @@ class ConfigDir:
                 raise ConfigError(f"cannot remove {self.path}: {error.strerror}") from None
         return True
 
-    def create(self, pools: Iterable[tuple[str, bool, list[CpuSet]]]) -> bool:
+    def create(self, pools: Iterable[tuple[str, bool, list[CpuSet]]],
+               sockets: dict[int, int] | None = None) -> bool:
         """Create the directory with these pools; False if it already holds exactly them.
 
-        The pools are built in a temporary directory inside the target and renamed
-        into place as a whole, so a failed or killed init leaves no half directory
-        (the target itself may be a mount point, so it is never renamed).
+        ``sockets`` (each CPU's socket) asks for CMK v1.4.1's layout: every pool gets a
+        directory per socket, each CPU list goes in its socket's (a list must not span
+        two). The pools are built in a temporary directory inside the target and renamed
+        into place as a whole, so a failed or killed init leaves no half directory (the
+        target itself may be a mount point, so it is never renamed).
         """
         import shutil
 
-        wanted = {name: (exclusive, sorted(map(sorted, lists))) for name, exclusive, lists in pools}
+        wanted = {name: (exclusive, sorted(_planned_place(cpus, sockets) for cpus in lists))
+                  for name, exclusive, lists in pools}
+        socket_dirs = sorted(set(sockets.values())) if sockets else []
         created = self._make_root()
         try:
             with self.locked():
@@ -364,7 +388,7 @@ class ConfigDir:
                         f"{self.path} is already initialised with different pools or CPU lists; "
                         "remove it first to re-initialise"
                     )
-                self._build(wanted)
+                self._build(wanted, socket_dirs)
                 return True
         except BaseException:
             if created:
@@ -385,10 +409,9 @@ class ConfigDir:
         entries = _entries(self.path)
         if "pools" in entries:
             config = self.load()
-            return {
-                name: (pool.exclusive, sorted(sorted(cl.cpus) for cl in pool.cpu_lists.values()))
-                for name, pool in config.pools.items()
-            }
+            return {name: (pool.exclusive, sorted((cl.place.rpartition("/")[0], sorted(cl.cpus))
+                                                  for cl in pool.cpu_lists.values()))
+                    for name, pool in config.pools.items()}
         foreign = [name for name in entries if name != "lock"]
         if foreign:
             raise ConfigError(
@@ -397,7 +420,7 @@ class ConfigDir:
             )
         return None
 
-    def _build(self, wanted: dict) -> None:
+    def _build(self, wanted: dict, socket_dirs: list[int]) -> None:
         staging = self._join(f"{TMP_PREFIX}init-{os.getpid()}")
         _remove_tree(staging)
         try:
@@ -407,11 +430,15 @@ class ConfigDir:
                 pool_dir = os.path.join(root, name)
                 os.mkdir(pool_dir)
                 write_file(os.path.join(pool_dir, "exclusive"), "1" if exclusive else "0")
-                for cpus in lists:
-                    list_dir = os.path.join(pool_dir, format_cpulist(cpus))
+                for socket in socket_dirs:
+                    os.mkdir(os.path.join(pool_dir, str(socket)))
+                for socket, cpus in lists:
+                    list_dir = os.path.join(pool_dir, socket, format_cpulist(cpus))
                     os.mkdir(list_dir)
                     write_file(os.path.join(list_dir, "tasks"), "")
                     fsync_path(list_dir)
+                for socket in socket_dirs:
+                    fsync_path(os.path.join(pool_dir, str(socket)))
                 fsync_path(pool_dir)
             fsync_path(root)
             rename(root, self._join("pools"))
@@ -419,6 +446,17 @@ class ConfigDir:
             raise ConfigError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
             _remove_tree(staging)
+
+
+def _planned_place(cpus: CpuSet, sockets: dict[int, int] | None) -> tuple[str, list[int]]:
+    """(socket directory, or "" in kcm's flat layout; the CPUs) of a CPU list to create."""
+    if not sockets:
+        return "", sorted(cpus)
+    found = {sockets.get(cpu) for cpu in cpus}
+    if len(found) != 1 or None in found:
+        raise ConfigError(f"CPU list {format_cpulist(cpus)} does not lie in one socket; "
+                          "the socket layout needs each list in one")
+    return str(found.pop()), sorted(cpus)
 
 
 def _remove_tree(path: str) -> None:
@@ -485,24 +523,77 @@ def _load_pool(path: str, name: str) -> Pool:
     if flag not in ("0", "1"):
         raise ConfigError(f"{os.path.join(path, 'exclusive')}: expected 0 or 1, found {flag!r}")
     pool = Pool(name, flag == "1")
-    for entry, kind in sorted(entries.items()):
-        if entry == "exclusive":
-            continue
-        entry_path = os.path.join(path, entry)
-        if kind != "dir":
-            raise ConfigError(f"unexpected {kind} {entry_path} in pool {name}")
-        try:
-            cpus = parse_cpulist(entry)
-        except CpuListError as error:
-            raise ConfigError(f"bad CPU list directory {entry_path}: {error}") from None
-        if not cpus:
-            raise ConfigError(f"bad CPU list directory {entry_path}: empty")
-        pool.cpu_lists[entry] = _load_cpu_list(entry_path, entry, cpus)
+    for entry, kind in entries.items():
+        if entry != "exclusive" and kind != "dir":
+            raise ConfigError(f"unexpected {kind} {os.path.join(path, entry)} in pool {name}")
+    for place, list_entries in _list_entries(path, entries).items():
+        list_path = os.path.join(path, place)
+        list_name = place.rpartition("/")[2]
+        if list_name in pool.cpu_lists:
+            raise ConfigError(f"CPU list {list_name} of pool {name} is in two socket "
+                              f"directories: {pool.cpu_lists[list_name].place} and {place}")
+        pool.cpu_lists[list_name] = _load_cpu_list(
+            list_path, list_name, _list_cpus(list_path, list_name), place, list_entries)
     return pool
 
 
-def _load_cpu_list(path: str, name: str, cpus: CpuSet) -> CpuList:
-    entries = _entries(path)
+def _list_places(path: str, entries: dict[str, str]) -> list[str]:
+    """The CPU list directories of the pool at ``path``, as places inside it: its
+    directories, or, when one of them holds a directory (CMK v1.4.1's socket level),
+    the directories inside each socket directory. Only directories named by a number
+    can be socket directories, so a kcm pool of lists such as ``4,12`` costs no scan."""
+    return list(_list_entries(path, entries))
+
+
+def _list_entries(path: str, entries: dict[str, str]) -> dict[str, dict[str, str] | None]:
+    """``_list_places`` with each CPU list directory's entries when they were read on
+    the way (None when not)."""
+    directories = sorted(entry for entry, kind in entries.items() if kind == "dir")
+    inside = {entry: _entries(os.path.join(path, entry))
+              for entry in directories if _is_socket_name(entry)}
+    sockets = [entry for entry, found in inside.items() if "dir" in found.values()]
+    if not sockets:
+        return {entry: inside.get(entry) for entry in directories}
+    places: dict[str, dict[str, str] | None] = {}
+    for entry in directories:
+        entry_path = os.path.join(path, entry)
+        if entry not in inside:
+            raise ConfigError(f"{entry_path} is a CPU list beside the socket directory "
+                              f"{os.path.join(path, sockets[0])}; a pool has one layout")
+        for inner, kind in sorted(inside[entry].items()):
+            if kind != "dir":
+                raise ConfigError(f"unexpected {kind} {os.path.join(entry_path, inner)} in "
+                                  "socket directory")
+            places[f"{entry}/{inner}"] = None
+    return places
+
+
+def _is_socket_name(name: str) -> bool:
+    return name.isascii() and name.isdigit() and len(name) <= 5
+
+
+def _subdirectories(path: str) -> list[str]:
+    try:
+        return sorted(entry for entry, kind in _entries(path).items() if kind == "dir")
+    except ConfigError:
+        return []
+
+
+def _list_cpus(path: str, name: str) -> CpuSet:
+    """The CPUs a CPU list directory's name gives (never empty)."""
+    try:
+        cpus = parse_cpulist(name)
+    except CpuListError as error:
+        raise ConfigError(f"bad CPU list directory {path}: {error}") from None
+    if not cpus:
+        raise ConfigError(f"bad CPU list directory {path}: empty")
+    return cpus
+
+
+def _load_cpu_list(path: str, name: str, cpus: CpuSet, place: str,
+                   entries: dict[str, str] | None = None) -> CpuList:
+    if entries is None:
+        entries = _entries(path)
     for entry, kind in entries.items():
         if entry in ("tasks", "task-info") and kind == "file":
             continue
@@ -518,7 +609,7 @@ def _load_cpu_list(path: str, name: str, cpus: CpuSet) -> CpuList:
         info, stamps = _parse_info(os.path.join(path, "task-info"))
         if stamps and stamp not in stamps:
             info = {}  # tasks changed behind kcm's back: trust PIDs alone
-    return CpuList(name, cpus, [info.get(pid, Task(pid)) for pid in pids], stamp)
+    return CpuList(name, cpus, [info.get(pid, Task(pid)) for pid in pids], stamp, place)
 
 
 def _pid(text: str, path: str) -> int:

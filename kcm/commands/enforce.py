@@ -3,7 +3,7 @@ cpusets under the kubelet's cgroups and, with ``--steer-irqs``, interrupts. Once
 every N seconds and within milliseconds of a grant or release (inotify)."""
 
 from kcm import jsontext
-from kcm.enforcer import cpu_list_directories, make_enforcer
+from kcm.enforcer import make_enforcer
 from kcm.output import emit
 from kcm.periodic import repeat
 from kcm.state import ConfigDir, conf_dir_from
@@ -20,7 +20,7 @@ def run(args) -> int:
     watcher = Watcher()
 
     def one_pass() -> None:
-        watcher.watch(cpu_list_directories(conf))
+        watcher.watch(conf.cpu_list_directories())
         print(jsontext.dumps(enforcer.one_pass()), flush=True)
 
     return repeat(args.interval, one_pass, "enforce pass", woken=watcher.wait)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kcm import log
-from kcm.allocate import plan_pools
+from kcm.allocate import plan_pools, split_by_socket
 from kcm.cpuset import format_cpulist
 from kcm.env import read_node_topology
 from kcm.errors import InputError
@@ -27,8 +27,13 @@ def run(args: argparse.Namespace) -> int:
     for plan in plans:
         if not valid_pool_name(plan.name):
             raise InputError(f"{plan.name!r} is not a valid pool name")
+    sockets = None
+    if args.layout == "sockets":
+        plans = [split_by_socket(plan, topology) for plan in plans]
+        sockets = {cpu.id: cpu.socket for cpu in topology.cpus.values()}
     conf = ConfigDir(conf_dir_from(args.conf_dir))
-    created = conf.create([(plan.name, plan.exclusive, list(plan.cpu_lists)) for plan in plans])
+    created = conf.create([(plan.name, plan.exclusive, list(plan.cpu_lists)) for plan in plans],
+                          sockets)
     if not created:
         log.info(f"{conf.path} already holds these pools; nothing to do")
         return 0

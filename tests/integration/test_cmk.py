@@ -19,9 +19,11 @@ CMK = str(Path(KCM).with_name("cmk"))
 @pytest.mark.parametrize(("cmk", "kcm"), [
     (["init", "--num-exclusive-cores=2", "--num-shared-cores=1", "--exclusive-mode=spread"],
      ["init", "--num-dp-cores=2", "--num-cp-cores=1", "--dp-mode=spread",
-      "--conf-dir=/etc/cmk", "--exclusive-pool-name=exclusive", "--shared-pool-name=shared"]),
+      "--conf-dir=/etc/cmk", "--exclusive-pool-name=exclusive", "--shared-pool-name=shared",
+      "--layout=sockets"]),
     (["init", "--conf-dir=/x", "--socket-id=-1"],
-     ["init", "--conf-dir=/x", "--exclusive-pool-name=exclusive", "--shared-pool-name=shared"]),
+     ["init", "--conf-dir=/x", "--exclusive-pool-name=exclusive", "--shared-pool-name=shared",
+      "--layout=sockets"]),
     (["reconcile", "--interval=0"], ["reconcile", "--conf-dir=/etc/cmk"]),
     (["reconcile", "--interval", "5", "--conf-dir=/c"],
      ["reconcile", "--conf-dir=/c", "--interval=5"]),
@@ -75,6 +77,8 @@ def test_a_cmk_node_from_init_to_isolate_and_reconcile(tmp_path):
 
     cmk("init", f"--conf-dir={conf}", "--num-exclusive-cores=1", "--num-shared-cores=0")
     assert sorted(p.name for p in (conf / "pools").iterdir()) == ["exclusive", "infra"]
+    sockets = [p.parent.parent.name for p in conf.glob("pools/exclusive/*/*/tasks")]
+    assert sockets == ["0"], "CMK's socket layout (this machine has one socket)"
     described = json.loads(cmk("describe", f"--conf-dir={conf}").stdout)
     assert described["pools"]["exclusive"]["exclusive"] is True
     out = tmp_path / "report.json"

@@ -5,13 +5,7 @@ import os
 import signal
 import subprocess
 
-from tests.integration.workloads import make_conf, read_lines, tasks_of, wait_for
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
+from tests.integration.workloads import dead_pid, make_conf, read_lines, tasks_of, wait_for
 
 
 def own_start_time() -> int:

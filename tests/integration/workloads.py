@@ -19,6 +19,27 @@ def make_conf(root: Path, pools: dict) -> Path:
     return root
 
 
+def make_cmk_conf(root: Path, pools: dict) -> Path:
+    """A directory in CMK v1.4.1's socket layout: name -> (exclusive, {socket: [lists]})."""
+    for name, (exclusive, sockets) in pools.items():
+        pool = root / "pools" / name
+        pool.mkdir(parents=True)
+        (pool / "exclusive").write_text("1" if exclusive else "0")
+        for socket, lists in sockets.items():
+            (pool / str(socket)).mkdir()
+            for cpus in lists:
+                (pool / str(socket) / cpus).mkdir()
+                (pool / str(socket) / cpus / "tasks").write_text("")
+    return root
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def tasks_of(conf: Path) -> dict[str, list[int]]:
     """pool/cpulist -> PIDs, straight from the files."""
     found = {}

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.integration.workloads import make_conf
+from tests.integration.workloads import make_cmk_conf, make_conf
 from tests.k8s.apiserver import RunningApiServer
 from tests.k8s.conftest import NODE_KIND, add_node
 
@@ -28,6 +28,16 @@ def test_discover_advertises_labels_and_is_idempotent(k8s_kcm, api, tmp_path):
     k8s_kcm.run("discover", f"--conf-dir={conf}", check=True)
     assert len(api.store.requests("PATCH")) == writes, "a second run changed something"
     assert api.store.get("", "nodes", "node-1") == node
+
+
+def test_a_cmk_directory_with_socket_levels_counts_every_socket(k8s_kcm, api, tmp_path):
+    conf = make_cmk_conf(tmp_path / "cmk", {
+        "exclusive": (True, {0: ["4,12", "5,13"], 1: ["20,28"]}),
+        "infra": (False, {0: ["0-3"], 1: ["16-19"]})})
+    result = k8s_kcm.run("discover", f"--conf-dir={conf}", check=True)
+    assert json.loads(result.stdout)["capacity"] == {"kcm.dev/exclusive-cores": "3"}
+    node = api.store.get("", "nodes", "node-1")
+    assert node["status"]["capacity"]["kcm.dev/exclusive-cores"] == "3"
 
 
 def test_fewer_cores_after_reinit_lower_the_capacity_and_gone_pools_vanish(

@@ -168,3 +168,43 @@ def test_load_cpu_lists_reads_only_what_is_named(tmp_path):
     assert held.cpus == {5, 13} and held.tasks == [Task(2000)]
     with pytest.raises(ConfigError, match=r"cannot read directory .*6,14"):
         conf.load_cpu_lists("dataplane", ["6,14"])
+
+
+def test_socket_directories_are_a_level_kcm_reads_and_writes_through(tmp_path):
+    """CMK v1.4.1's layout: every write lands in the CPU list's own directory."""
+    conf = ConfigDir(str(tmp_path))
+    conf.create([("exclusive", True, [frozenset({0, 4}), frozenset({2, 6})]),
+                 ("shared", False, [frozenset({1, 5}), frozenset({3, 7})])],
+                sockets={cpu: cpu % 2 for cpu in range(8)})
+    pools = tmp_path / "pools"
+    assert sorted(str(p.relative_to(pools)) for p in pools.glob("*/*/*")) == [
+        "exclusive/0/0,4", "exclusive/0/2,6", "shared/1/1,5", "shared/1/3,7"]
+    assert sorted(p.name for p in (pools / "exclusive").iterdir()) == ["0", "1", "exclusive"]
+    pool = conf.load_pool("exclusive")
+    assert {name: cl.place for name, cl in pool.cpu_lists.items()} == {
+        "0,4": "0/0,4", "2,6": "0/2,6"}
+    conf.save_tasks("exclusive", pool.cpu_lists["2,6"], [Task(7, 1)], durable=True)
+    assert (pools / "exclusive/0/2,6/tasks").read_text() == "7"
+    [again] = conf.load_cpu_lists("exclusive", ["0/2,6"])
+    assert again.tasks == [Task(7, 1)]
+    conf.save_many([("exclusive", again, [])])
+    assert (pools / "exclusive/0/2,6/tasks").read_text() == ""
+    assert sorted(conf.cpu_list_directories()) == sorted(
+        str(p.parent) for p in pools.glob("*/*/*/tasks"))
+    assert not conf.create([("exclusive", True, [frozenset({0, 4}), frozenset({2, 6})]),
+                            ("shared", False, [frozenset({1, 5}), frozenset({3, 7})])],
+                           sockets={cpu: cpu % 2 for cpu in range(8)})
+
+
+def test_a_list_across_sockets_cannot_be_created_in_the_socket_layout(tmp_path):
+    with pytest.raises(ConfigError, match="does not lie in one socket"):
+        ConfigDir(str(tmp_path / "c")).create([("p", True, [frozenset({0, 1})])],
+                                              sockets={0: 0, 1: 1})
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_pool_of_one_cpu_lists_is_not_mistaken_for_sockets(tmp_path):
+    """Directories named by a number hold files: CPU lists of one CPU each."""
+    conf = make_dir(tmp_path, {"exclusive": (True, {"0": "", "1": "", "12": ""})})
+    assert {cl.place for cl in conf.load().pools["exclusive"].cpu_lists.values()} == {
+        "0", "1", "12"}
