@@ -62,6 +62,10 @@ DIFFERENCES = [
     "webhook takes its own flags (kcm webhook --help).",
     "isolate runs <command> [-- <args>] without a shell, except CMK's one-string form "
     "(\"echo 1 > f && cat f\"), which runs under /bin/sh -c (see kcm isolate --help).",
+    "init on isolated cores keeps core 0 (where the kernel's own work lands) out of the "
+    "exclusive pool: on a Xeon D with isolcpus=0-4,8-12, CMK made exclusive 0,8 to 3,11 and "
+    "shared 4,12; kcm makes exclusive 1,9 to 4,12 and shared 0,8. Its log lines are kcm's "
+    "(\"kcm: info: pool exclusive (exclusive): ...\"), not CMK's \"INFO:root:\" lines.",
     "cmk --help prints the usage above, not CMK's docopt text; a bad cmk line is one "
     "\"cmk: ...\" line and exit status 2 (CMK's docopt printed its usage).",
 ]

@@ -236,8 +236,8 @@ def _pin(cpus: CpuSet) -> str | None:  # pragma: no cover - runs in the child
         time.sleep(0.005)
 
 
-def assigned_env(cpus: CpuSet, pool: str, shared: dict[str, CpuSet] | None = None
-                 ) -> dict[str, str]:
+def assigned_env(cpus: CpuSet, pool: str, shared: dict[str, CpuSet] | None = None,
+                 lists: list[str] | None = None) -> dict[str, str]:
     """What the workload learns of its CPUs, under kcm's names and CMK's (whose mask has
     no ``0x``), so CMK's workloads run unchanged: its own CPUs, and the CPUs of each
     shared pool (``shared``), where its control threads may run while its poll loops
@@ -246,13 +246,22 @@ def assigned_env(cpus: CpuSet, pool: str, shared: dict[str, CpuSet] | None = Non
     ``KCM_CPUS_SHARED`` is every shared pool's CPUs; ``KCM_CPUS_<POOL>`` one shared pool's
     (name upper-cased, other characters ``_``); CMK's ``CMK_CPUS_SHARED`` is the pool
     named ``shared``, else ``controlplane`` (kcm's name for it), ``CMK_CPUS_INFRA`` the
-    pool ``infra``."""
+    pool ``infra``.
+
+    ``CMK_CPUS_ASSIGNED`` is the names of the CPU lists held (``lists``) joined by commas,
+    as CMK wrote it (``0,1`` for lists 0 and 1, where kcm's variable says ``0-1``), when
+    the workload has those lists whole."""
     listed, mask = format_cpulist(cpus), format_mask(cpus)
+    cmk_listed = listed
+    if lists:
+        by_first = sorted((min(parse_cpulist(name)), name) for name in lists)
+        if frozenset().union(*(parse_cpulist(name) for _, name in by_first)) == cpus:
+            cmk_listed = ",".join(name for _, name in by_first)
     env = {
         "KCM_CPUS_ASSIGNED": listed,
         "KCM_CPUS_ASSIGNED_MASK": mask,
         "KCM_POOL": pool,
-        "CMK_CPUS_ASSIGNED": listed,
+        "CMK_CPUS_ASSIGNED": cmk_listed,
         "CMK_CPUS_ASSIGNED_MASK": mask[2:],
     }
     if shared:

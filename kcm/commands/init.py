@@ -27,6 +27,11 @@ def run(args: argparse.Namespace) -> int:
     for plan in plans:
         if not valid_pool_name(plan.name):
             raise InputError(f"{plan.name!r} is not a valid pool name")
+    unused = topology.isolated - frozenset().union(*(cpus for plan in plans
+                                                     for cpus in plan.cpu_lists))
+    if unused and topology.isolated_cores():
+        log.warning(f"isolated CPUs {format_cpulist(unused)} are in no pool: nothing runs there "
+                    "(more are isolated than --num-dp-cores and --num-cp-cores take)")
     sockets = None
     if args.layout == "sockets":
         plans = [split_by_socket(plan, topology) for plan in plans]

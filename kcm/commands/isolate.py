@@ -40,7 +40,8 @@ def run(args) -> int:
     shared = shared_pools(overview)
     pinned = cpus.union(*shared.values()) if args.with_shared else cpus
     try:
-        workload.start(pinned, not args.no_affinity, assigned_env(cpus, args.pool, shared))
+        names = [place.rpartition("/")[2] for place in held]
+        workload.start(pinned, not args.no_affinity, assigned_env(cpus, args.pool, shared, names))
     except KcmError:
         _release(conf, args.pool, held, task)
         raise

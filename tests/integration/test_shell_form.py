@@ -54,7 +54,8 @@ def test_cmk_s_environment_names_are_read_and_set(kcm, tmp_path):
     result = kcm.run("isolate", f"--conf-dir={conf}", "--pool=dataplane",
                      "env", env_overrides={"CMK_NUM_CORES": "2"}, check=True)
     workload_env = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-    assert workload_env["KCM_CPUS_ASSIGNED"] == workload_env["CMK_CPUS_ASSIGNED"] == "0-1"
+    assert workload_env["KCM_CPUS_ASSIGNED"] == "0-1"
+    assert workload_env["CMK_CPUS_ASSIGNED"] == "0,1", "CMK joined the lists' names"
     assert workload_env["KCM_CPUS_ASSIGNED_MASK"] == "0x3"
     assert workload_env["CMK_CPUS_ASSIGNED_MASK"] == "3"
     refused = kcm.run("describe", f"--conf-dir={conf}",
