@@ -17,6 +17,7 @@ if "KCM_FUZZ_EXAMPLES" not in os.environ:
     settings.load_profile("fixed")
 
 KCM = str(Path(sys.executable).with_name("kcm"))
+CMK = str(Path(sys.executable).with_name("cmk"))
 GUEST_TEST = "test_other_kernel.py::"
 
 

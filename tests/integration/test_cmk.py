@@ -3,17 +3,14 @@
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from kcm.cmk import translate
 from kcm.cpuset import parse_cpulist
 from kcm.errors import InputError
-from tests.conftest import KCM
+from tests.conftest import CMK
 from tests.integration.workloads import PYTHON, REPORTER, read_json
-
-CMK = str(Path(KCM).with_name("cmk"))
 
 
 @pytest.mark.parametrize(("cmk", "kcm"), [
