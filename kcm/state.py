@@ -126,13 +126,24 @@ class ConfigDir:
         kcm works on them and warns, once per process (``warn_overlap=False``: the caller
         reports them itself, as the node report's failed check). Only init refuses to
         create an overlap, and its plans never do."""
+        return self.parse(self.read(), warn_overlap)
+
+    def read(self) -> Snapshot:
+        """Every file of the directory, as read (call under the lock); ``parse`` checks
+        and decodes it after the lock is given back, for a reader that writes nothing
+        (describe): the lock is held for the reads alone."""
         pools_dir = self._pools_dir()
+        return Snapshot(self.path, [
+            (name, kind, _read_pool(f"{pools_dir}/{name}") if kind == "dir" else None)
+            for name, kind in sorted(_entries(pools_dir).items())])
+
+    def parse(self, snapshot: Snapshot, warn_overlap: bool = True) -> Config:
+        """The configuration a ``read`` saw, validated (see ``load``)."""
         pools = {}
-        for name, kind in sorted(_entries(pools_dir).items()):
-            path = os.path.join(pools_dir, name)
-            if kind != "dir" or not valid_pool_name(name):
-                raise ConfigError(f"bad pool {kind} name {path}")
-            pools[name] = _load_pool(path, name)
+        for name, kind, read in snapshot.pools:
+            if read is None or not valid_pool_name(name):
+                raise ConfigError(f"bad pool {kind} name {self.path}/pools/{name}")
+            pools[name] = _parse_pool(read, name)
         config = Config(self.path, pools)
         if warn_overlap:
             overlap = overlapping_cpus(config)
@@ -181,7 +192,7 @@ class ConfigDir:
                                if valid_pool_name(other)}).pool(name)
         if kind != "dir":
             raise ConfigError(f"bad pool {kind} name {path}")
-        pool = _load_pool(path, name)
+        pool = _parse_pool(_read_pool(path), name)
         overlap = overlapping_cpus(Config(self.path, {name: pool}))
         if overlap:
             raise ConfigError(overlap[0])
@@ -208,10 +219,10 @@ class ConfigDir:
         lists = []
         for place in places:
             path = self._join("pools", pool, place)
-            socket, _, name = place.rpartition("/")
+            socket = place.rpartition("/")[0]
             if socket and not _is_socket_name(socket):
                 raise ConfigError(f"bad socket directory {os.path.dirname(path)}")
-            lists.append(_load_cpu_list(path, name, _list_cpus(path, name), place))
+            lists.append(_parse_cpu_list(_read_cpu_list(path, place)))
         return lists
 
     def cpu_list_directories(self) -> list[str]:
@@ -515,25 +526,76 @@ _WARNED: set[str] = set()
 """Overlap warnings already given by this process (a reconcile loop warns once)."""
 
 
-def _load_pool(path: str, name: str) -> Pool:
+class Snapshot:
+    """A configuration directory as ``ConfigDir.read`` found it: each pool's name, kind
+    and files, not yet checked."""
+
+    __slots__ = ("path", "pools")
+
+    def __init__(self, path: str, pools: list[tuple[str, str, _PoolRead | None]]):
+        self.path = path
+        self.pools = pools
+
+
+class _PoolRead:
+    __slots__ = ("entries", "flag", "lists", "path")
+
+    def __init__(self, path: str, entries: dict[str, str], flag: str | None,
+                 lists: list[_ListRead]):
+        self.path = path
+        self.entries = entries
+        self.flag = flag
+        self.lists = lists
+
+
+class _ListRead:
+    __slots__ = ("entries", "info", "path", "place", "stamp", "tasks")
+
+    def __init__(self, path: str, place: str, entries: dict[str, str], tasks: str,
+                 stamp: tuple[int, int, int] | None, info: str | None):
+        self.path = path
+        self.place = place
+        self.entries = entries
+        self.tasks = tasks
+        self.stamp = stamp
+        self.info = info
+
+
+def _read_pool(path: str) -> _PoolRead:
+    """A pool's files as they are (the reads that need the lock; ``_parse_pool`` checks)."""
     entries = _entries(path)
-    if entries.get("exclusive") != "file":
-        raise ConfigError(f"pool {name}: missing file {os.path.join(path, 'exclusive')}")
-    flag = _read_text(os.path.join(path, "exclusive")).strip()
+    flag = _read_text(f"{path}/exclusive") if entries.get("exclusive") == "file" else None
+    return _PoolRead(path, entries, flag, [
+        _read_cpu_list(f"{path}/{place}", place, list_entries)
+        for place, list_entries in _list_entries(path, entries).items()])
+
+
+def _read_cpu_list(path: str, place: str, entries: dict[str, str] | None = None) -> _ListRead:
+    if entries is None:
+        entries = _entries(path)
+    tasks, stamp = _read_file(f"{path}/tasks") if entries.get("tasks") == "file" else ("", None)
+    info = _read_text(f"{path}/task-info") if entries.get("task-info") == "file" else None
+    return _ListRead(path, place, entries, tasks, stamp, info)
+
+
+def _parse_pool(read: _PoolRead, name: str) -> Pool:
+    path, entries = read.path, read.entries
+    if read.flag is None:
+        raise ConfigError(f"pool {name}: missing file {path}/exclusive")
+    flag = read.flag.strip()
     if flag not in ("0", "1"):
-        raise ConfigError(f"{os.path.join(path, 'exclusive')}: expected 0 or 1, found {flag!r}")
+        raise ConfigError(f"{path}/exclusive: expected 0 or 1, found {flag!r}")
     pool = Pool(name, flag == "1")
     for entry, kind in entries.items():
         if entry != "exclusive" and kind != "dir":
-            raise ConfigError(f"unexpected {kind} {os.path.join(path, entry)} in pool {name}")
-    for place, list_entries in _list_entries(path, entries).items():
-        list_path = os.path.join(path, place)
-        list_name = place.rpartition("/")[2]
-        if list_name in pool.cpu_lists:
-            raise ConfigError(f"CPU list {list_name} of pool {name} is in two socket "
-                              f"directories: {pool.cpu_lists[list_name].place} and {place}")
-        pool.cpu_lists[list_name] = _load_cpu_list(
-            list_path, list_name, _list_cpus(list_path, list_name), place, list_entries)
+            raise ConfigError(f"unexpected {kind} {path}/{entry} in pool {name}")
+    for list_read in read.lists:
+        cpu_list = _parse_cpu_list(list_read)
+        if cpu_list.name in pool.cpu_lists:
+            raise ConfigError(f"CPU list {cpu_list.name} of pool {name} is in two socket "
+                              f"directories: {pool.cpu_lists[cpu_list.name].place} and "
+                              f"{cpu_list.place}")
+        pool.cpu_lists[cpu_list.name] = cpu_list
     return pool
 
 
@@ -549,7 +611,7 @@ def _list_entries(path: str, entries: dict[str, str]) -> dict[str, dict[str, str
     """``_list_places`` with each CPU list directory's entries when they were read on
     the way (None when not)."""
     directories = sorted(entry for entry, kind in entries.items() if kind == "dir")
-    inside = {entry: _entries(os.path.join(path, entry))
+    inside = {entry: _entries(f"{path}/{entry}")
               for entry in directories if _is_socket_name(entry)}
     sockets = [entry for entry, found in inside.items() if "dir" in found.values()]
     if not sockets:
@@ -590,26 +652,26 @@ def _list_cpus(path: str, name: str) -> CpuSet:
     return cpus
 
 
-def _load_cpu_list(path: str, name: str, cpus: CpuSet, place: str,
-                   entries: dict[str, str] | None = None) -> CpuList:
-    if entries is None:
-        entries = _entries(path)
+def _parse_cpu_list(read: _ListRead) -> CpuList:
+    path, entries = read.path, read.entries
     for entry, kind in entries.items():
         if entry in ("tasks", "task-info") and kind == "file":
             continue
-        raise ConfigError(f"unexpected {kind} {os.path.join(path, entry)} in CPU list")
-    tasks_path = os.path.join(path, "tasks")
-    text, stamp = _read_file(tasks_path) if "tasks" in entries else ("", None)
-    text = text.strip()
+        raise ConfigError(f"unexpected {kind} {path}/{entry} in CPU list")
+    name = read.place.rpartition("/")[2]
+    cpus = _list_cpus(path, name)
+    tasks_path = f"{path}/tasks"
+    text = read.tasks.strip()
     pids = [] if not text else [_pid(item, tasks_path) for item in text.split(",")]
     if len(set(pids)) != len(pids):
         raise ConfigError(f"{tasks_path}: a PID is listed twice ({_quote(text)})")
     info: dict[int, Task] = {}
-    if "task-info" in entries:
-        info, stamps = _parse_info(os.path.join(path, "task-info"))
-        if stamps and stamp not in stamps:
+    if read.info is not None:
+        info, stamps = _parse_info(read.info, f"{path}/task-info")
+        if stamps and read.stamp not in stamps:
             info = {}  # tasks changed behind kcm's back: trust PIDs alone
-    return CpuList(name, cpus, [info.get(pid, Task(pid)) for pid in pids], stamp, place)
+    return CpuList(name, cpus, [info.get(pid, Task(pid)) for pid in pids], read.stamp,
+                   read.place)
 
 
 def _pid(text: str, path: str) -> int:
@@ -619,11 +681,11 @@ def _pid(text: str, path: str) -> int:
     return int(value)
 
 
-def _parse_info(path: str) -> tuple[dict[int, Task], list[tuple[int, int, int]]]:
+def _parse_info(text: str, path: str) -> tuple[dict[int, Task], list[tuple[int, int, int]]]:
     """The tasks of a ``task-info`` file by PID, and the ``tasks`` stamps it is for."""
     tasks: dict[int, Task] = {}
     stamps = []
-    for number, line in enumerate(_read_text(path).splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
@@ -665,31 +727,27 @@ def _quote(text: str) -> str:
 
 
 def _entries(path: str) -> dict[str, str]:
-    """Directory entries (kind 'file', 'dir' or 'symlink'...), skipping kcm's temp files."""
+    """Directory entries (kind 'file', 'dir' or 'special file'), skipping kcm's temp
+    files; a symlink is an error. (Read for every CPU list under the lock: one pass.)"""
+    found = {}
     try:
         with os.scandir(path) as scan:
-            found = {}
             for entry in scan:
-                if entry.name.startswith(TMP_PREFIX):
+                name = entry.name
+                if name.startswith(TMP_PREFIX):
                     continue
-                found[entry.name] = _kind(entry)
+                if entry.is_dir(follow_symlinks=False):
+                    found[name] = "dir"
+                elif entry.is_file(follow_symlinks=False):
+                    found[name] = "file"
+                elif entry.is_symlink():
+                    raise ConfigError(f"{path}/{name} is a symlink; kcm does not follow "
+                                      "symlinks in its configuration directory")
+                else:
+                    found[name] = "special file"
     except OSError as error:
         raise ConfigError(f"cannot read directory {path}: {error.strerror}") from None
-    for name, kind in found.items():
-        if kind == "symlink":
-            raise ConfigError(f"{os.path.join(path, name)} is a symlink; kcm does not follow "
-                              "symlinks in its configuration directory")
     return found
-
-
-def _kind(entry: os.DirEntry) -> str:
-    if entry.is_symlink():
-        return "symlink"
-    if entry.is_dir(follow_symlinks=False):
-        return "dir"
-    if entry.is_file(follow_symlinks=False):
-        return "file"
-    return "special file"
 
 
 def _read_text(path: str) -> str:

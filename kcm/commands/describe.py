@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 def run(args: argparse.Namespace) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
     with conf.locked(shared=True):
-        config = conf.load()
+        snapshot = conf.read()
+    config = conf.parse(snapshot)
     try:
         root: str | None = host_proc_root()
     except KcmError:
