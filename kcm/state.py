@@ -383,8 +383,6 @@ class ConfigDir:
         into place as a whole, so a failed or killed init leaves no half directory (the
         target itself may be a mount point, so it is never renamed).
         """
-        import shutil
-
         wanted = {name: (exclusive, sorted(_planned_place(cpus, sockets) for cpus in lists))
                   for name, exclusive, lists in pools}
         socket_dirs = sorted(set(sockets.values())) if sockets else []
@@ -403,7 +401,7 @@ class ConfigDir:
                 return True
         except BaseException:
             if created:
-                shutil.rmtree(self.path, ignore_errors=True)
+                _remove_tree(self.path)
             raise
 
     def _make_root(self) -> bool:
@@ -471,11 +469,15 @@ def _planned_place(cpus: CpuSet, sockets: dict[int, int] | None) -> tuple[str, l
 
 
 def _remove_tree(path: str) -> None:
-    """Remove a staging tree if there is one (shutil, costly to import, only then)."""
-    if os.path.lexists(path):
-        import shutil
+    """Remove a staging tree if there is one (shutil, costly to import, only when it is
+    not an empty directory)."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        if os.path.lexists(path):
+            import shutil
 
-        shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class _Lock:
