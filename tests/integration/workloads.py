@@ -7,29 +7,34 @@ import time
 from pathlib import Path
 
 
-def make_conf(root: Path, pools: dict) -> Path:
-    """A hand-written configuration directory: name -> (exclusive, [cpu lists])."""
+def write_pools(root: Path, pools: dict) -> Path:
+    """Pools written by hand: name -> (exclusive, {place: tasks text}), a place being a
+    CPU list or, in CMK v1.4.1's layout, SOCKET/CPU list."""
     for name, (exclusive, lists) in pools.items():
         pool = root / "pools" / name
         pool.mkdir(parents=True)
         (pool / "exclusive").write_text("1" if exclusive else "0")
-        for cpus in lists:
-            (pool / cpus).mkdir()
-            (pool / cpus / "tasks").write_text("")
+        for place, tasks in lists.items():
+            (pool / place).mkdir(parents=True)
+            (pool / place / "tasks").write_text(tasks)
     return root
 
 
+def make_conf(root: Path, pools: dict) -> Path:
+    """A hand-written configuration directory: name -> (exclusive, [cpu lists])."""
+    return write_pools(root, {name: (exclusive, dict.fromkeys(lists, ""))
+                              for name, (exclusive, lists) in pools.items()})
+
+
 def make_cmk_conf(root: Path, pools: dict) -> Path:
-    """A directory in CMK v1.4.1's socket layout: name -> (exclusive, {socket: [lists]})."""
-    for name, (exclusive, sockets) in pools.items():
-        pool = root / "pools" / name
-        pool.mkdir(parents=True)
-        (pool / "exclusive").write_text("1" if exclusive else "0")
-        for socket, lists in sockets.items():
-            (pool / str(socket)).mkdir()
-            for cpus in lists:
-                (pool / str(socket) / cpus).mkdir()
-                (pool / str(socket) / cpus / "tasks").write_text("")
+    """A directory in CMK v1.4.1's socket layout: name -> (exclusive, {socket: [lists]});
+    a socket without lists is an empty directory."""
+    write_pools(root, {name: (exclusive, {f"{socket}/{cpus}": "" for socket, lists
+                                          in sockets.items() for cpus in lists})
+                       for name, (exclusive, sockets) in pools.items()})
+    for name, (_, sockets) in pools.items():
+        for socket in sockets:
+            (root / "pools" / name / str(socket)).mkdir(exist_ok=True)
     return root
 
 

@@ -10,18 +10,12 @@ from kcm.errors import ConfigError, KcmError, LockTimeout
 from kcm.model import Task
 from kcm.selection import lists_overlapping
 from kcm.state import ConfigDir
+from tests.integration.workloads import write_pools
 
 
 def make_dir(root: Path, pools: dict) -> ConfigDir:
     """pools: name -> (exclusive, {cpulist: tasks text})."""
-    for name, (exclusive, lists) in pools.items():
-        pool = root / "pools" / name
-        pool.mkdir(parents=True)
-        (pool / "exclusive").write_text("1" if exclusive else "0")
-        for cpus, tasks in lists.items():
-            (pool / cpus).mkdir()
-            (pool / cpus / "tasks").write_text(tasks)
-    return ConfigDir(str(root))
+    return ConfigDir(str(write_pools(root, pools)))
 
 
 MANUAL = {"dataplane": (True, {"4,12": "", "5,13": "2000"}), "infra": (False, {"0-2,8-10": "1,2"})}
