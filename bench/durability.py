@@ -6,7 +6,8 @@ A grant must be on disk before its workload runs: two fsyncs (the ``tasks`` file
 data, then its directory); a release or a reclaim needs none (losing one leaves a dead
 task for the next reconcile). A reconcile pass writes every changed list, then makes
 them durable with one ``syncfs``, then renames them into place. ``isolate`` reads only
-the pool it takes from under the lock, so its hold does not grow with the node.
+the pool it takes from under the lock, so its hold does not grow with the node;
+``describe`` reads every file under the lock and checks them after.
 """
 
 import os
