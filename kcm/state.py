@@ -171,8 +171,8 @@ class ConfigDir:
                     continue
                 flag = _read_text(os.path.join(path, "exclusive")).strip()
                 lists = {} if name == own and flag == "1" else {
-                    place.rpartition("/")[2]: parse_cpulist(place.rpartition("/")[2])
-                    for place in _list_places(path, _entries(path))}
+                    list_name: parse_cpulist(list_name) for list_name in
+                    (place.rpartition("/")[2] for place in _list_places(path, _entries(path)))}
             except (ConfigError, CpuListError):
                 continue
             found[name] = (flag == "1", lists)
