@@ -85,6 +85,12 @@ class Config:
             raise ConfigError(f"unknown pool {name!r} in {self.path} (pools: {known})") from None
 
 
+def split_place(place: str) -> tuple[str, str]:
+    """(socket directory, "" in the flat layout; CPU list name) of a CPU list's place."""
+    socket, _, name = place.rpartition("/")
+    return socket, name
+
+
 def valid_pool_name(name: str) -> bool:
     """Letters, digits, ``_.-``; starting with a letter or digit; at most 63 characters."""
     return 0 < len(name) <= 63 and name[0].isalnum() and set(name) <= _POOL_NAME_CHARS

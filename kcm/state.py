@@ -47,7 +47,15 @@ from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.durable import fsync_path, rename, sync_filesystem, write_file
 from kcm.errors import ConfigError, ConfigMissing, CpuListError, LockTimeout
-from kcm.model import Config, CpuList, Pool, Task, overlapping_cpus, valid_pool_name
+from kcm.model import (
+    Config,
+    CpuList,
+    Pool,
+    Task,
+    overlapping_cpus,
+    split_place,
+    valid_pool_name,
+)
 
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
 if TYPE_CHECKING:
@@ -171,8 +179,8 @@ class ConfigDir:
                     continue
                 flag = _read_text(os.path.join(path, "exclusive")).strip()
                 lists = {} if name == own and flag == "1" else {
-                    list_name: parse_cpulist(list_name) for list_name in
-                    (place.rpartition("/")[2] for place in _list_places(path, _entries(path)))}
+                    list_name: parse_cpulist(list_name) for _, list_name in
+                    map(split_place, _list_places(path, _entries(path)))}
             except (ConfigError, CpuListError):
                 continue
             found[name] = (flag == "1", lists)
@@ -219,7 +227,7 @@ class ConfigDir:
         lists = []
         for place in places:
             path = self._join("pools", pool, place)
-            socket = place.rpartition("/")[0]
+            socket = split_place(place)[0]
             if socket and not _is_socket_name(socket):
                 raise ConfigError(f"bad socket directory {os.path.dirname(path)}")
             lists.append(_parse_cpu_list(_read_cpu_list(path, place)))
@@ -418,7 +426,7 @@ class ConfigDir:
         entries = _entries(self.path)
         if "pools" in entries:
             config = self.load()
-            return {name: (pool.exclusive, sorted((cl.place.rpartition("/")[0], sorted(cl.cpus))
+            return {name: (pool.exclusive, sorted((split_place(cl.place)[0], sorted(cl.cpus))
                                                   for cl in pool.cpu_lists.values()))
                     for name, pool in config.pools.items()}
         foreign = [name for name in entries if name != "lock"]
@@ -660,7 +668,7 @@ def _parse_cpu_list(read: _ListRead) -> CpuList:
         if entry in ("tasks", "task-info") and kind == "file":
             continue
         raise ConfigError(f"unexpected {kind} {path}/{entry} in CPU list")
-    name = read.place.rpartition("/")[2]
+    name = split_place(read.place)[1]
     cpus = _list_cpus(path, name)
     tasks_path = f"{path}/tasks"
     text = read.tasks.strip()

@@ -254,9 +254,10 @@ def assigned_env(cpus: CpuSet, pool: str, shared: dict[str, CpuSet] | None = Non
     listed, mask = format_cpulist(cpus), format_mask(cpus)
     cmk_listed = listed
     if lists:
-        by_first = sorted((min(parse_cpulist(name)), name) for name in lists)
-        if frozenset().union(*(parse_cpulist(name) for _, name in by_first)) == cpus:
-            cmk_listed = ",".join(name for _, name in by_first)
+        held = sorted((min(listed_cpus), name, listed_cpus)
+                      for name, listed_cpus in ((name, parse_cpulist(name)) for name in lists))
+        if frozenset().union(*(listed_cpus for _, _, listed_cpus in held)) == cpus:
+            cmk_listed = ",".join(name for _, name, _ in held)
     env = {
         "KCM_CPUS_ASSIGNED": listed,
         "KCM_CPUS_ASSIGNED_MASK": mask,

@@ -5,7 +5,7 @@ from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist
 from kcm.env import read_cpu_siblings, read_node_topology
 from kcm.errors import KcmError
-from kcm.model import Task
+from kcm.model import Task, split_place
 from kcm.procfs import host_proc_root, self_stat, task_alive
 from kcm.selection import Request, grant, lists_overlapping, release, shared_pools
 from kcm.state import ConfigDir, conf_dir_from
@@ -40,7 +40,7 @@ def run(args) -> int:
     shared = shared_pools(overview)
     pinned = cpus.union(*shared.values()) if args.with_shared else cpus
     try:
-        names = [place.rpartition("/")[2] for place in held]
+        names = [split_place(place)[1] for place in held]
         workload.start(pinned, not args.no_affinity, assigned_env(cpus, args.pool, shared, names))
     except KcmError:
         _release(conf, args.pool, held, task)
