@@ -7,26 +7,25 @@ checkpoint).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from collections import namedtuple
 
+from kcm import jsontext
 from kcm.cpuset import format_cpulist, parse_cpulist
 from kcm.errors import ConfigMissing, CpuListError, KcmError, LockTimeout
-from kcm.model import Config
 from kcm.names import GROUP, NODE_LABEL
 from kcm.node_patch import advertised, has_label, wanted_capacity
-from kcm.node_report import Processes, build_report
-from kcm.topology import Topology
+from kcm.node_report import build_report
 
 
-@dataclass
-class Finding:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    severity: str = "error"  # or "warning": reported, but the node counts as healthy
-    ran: bool = True  # False: the check could not run (never reported as ok)
+# Named tuples rather than dataclasses: importing ``dataclasses`` (with ``inspect``)
+# would cost kcm doctor more CPU than all its checks.
+class Finding(namedtuple("Finding", "name ok detail fix severity ran",
+                         defaults=("", "error", True))):
+    """One check's verdict: ``fix`` the command that repairs it; ``severity`` "error",
+    or "warning" (reported, but the node counts as healthy); ``ran`` False when the
+    check could not run (never reported as ok)."""
+
+    __slots__ = ()
 
 
 def _not_run(name: str) -> Finding:
@@ -34,39 +33,29 @@ def _not_run(name: str) -> Finding:
                    severity="warning", ran=False)
 
 
-@dataclass
-class ClusterFacts:
-    """What the API server says about this node; ``error`` when it could not be asked."""
+class ClusterFacts(namedtuple("ClusterFacts", "node report error", defaults=(None,) * 3)):
+    """What the API server says about this node (the Node and its NodeReport, dicts or
+    None); ``error`` when it could not be asked."""
 
-    node: dict | None = None
-    report: dict | None = None
-    error: str | None = None
+    __slots__ = ()
 
 
-@dataclass
-class InstallFacts:
-    path: str
-    version: str | None = None
-    error: str | None = None
+class InstallFacts(namedtuple("InstallFacts", "path version error", defaults=(None, None))):
+    """The installed binary at ``path``: its version, or ``error``."""
+
+    __slots__ = ()
 
 
-@dataclass
-class Facts:
-    topology: Topology
-    config: Config | None
-    config_error: KcmError | None
-    processes: Processes
-    install: InstallFacts
-    conf_dir: str
-    kubelet_state: str | None = None
-    kubelet_state_path: str = ""
-    cluster: ClusterFacts | None = None
-    node_name: str | None = None
-    resource_prefix: str = GROUP
-    report_max_age: float = 600.0
-    now: float = 0.0
-    version: str = ""
-    enforcement: dict | None = None
+class Facts(namedtuple("Facts", (
+        "topology config config_error processes install conf_dir kubelet_state "
+        "kubelet_state_path cluster node_name resource_prefix report_max_age now version "
+        "enforcement"), defaults=(None, "", None, None, GROUP, 600.0, 0.0, "", None))):
+    """Everything the checks look at: ``topology`` (Topology), ``config`` (Config, or
+    None with ``config_error``), ``processes`` (Processes), ``install`` (InstallFacts),
+    the kubelet's checkpoint text (None: no file), ``cluster`` (ClusterFacts, None: no
+    node name), ``enforcement`` (what ``kcm enforce`` achieved)."""
+
+    __slots__ = ()
 
 
 FIXES = {
@@ -120,9 +109,12 @@ def healthy(findings: list[Finding]) -> bool:
     return all(f.ok or f.severity != "error" for f in findings)
 
 
+def as_document(findings: list[Finding]) -> dict:
+    return {"healthy": healthy(findings), "checks": [f._asdict() for f in findings]}
+
+
 def as_json(findings: list[Finding]) -> str:
-    return json.dumps({"healthy": healthy(findings), "checks": [asdict(f) for f in findings]},
-                      indent=2, sort_keys=True)
+    return jsontext.dumps(as_document(findings), 2)
 
 
 def as_text(findings: list[Finding]) -> str:
@@ -211,6 +203,8 @@ def _kubelet(facts: Facts) -> Finding:
     name = "kubeletCpuManager"
     if facts.kubelet_state is None:
         return Finding(name, True, f"no kubelet CPU manager state at {facts.kubelet_state_path}")
+    import json  # only with a checkpoint to read (json imports re)
+
     try:
         state = json.loads(facts.kubelet_state)
         policy = state.get("policyName", "none")

@@ -18,14 +18,15 @@ old or the new kcm, never a half-copied one. Bundles no longer linked are remove
 works wherever it is mounted in a container.
 """
 
-import hashlib
 import os
-import shutil
 import sys
 
 from kcm import __version__, env, log
 from kcm.durable import fsync_path
 from kcm.errors import KcmError
+
+# shutil (with re) and hashlib are imported where they are used: kcm doctor reads the
+# install without them.
 
 LINK = "kcm"
 LINKS = ("kcm", "cmk")
@@ -61,6 +62,8 @@ def bundle_source(explicit: str | None) -> str | None:
 def build_into(install_dir: str) -> str:
     """Build a bundle from the running Python in ``install_dir``'s staging name (the same
     file system, so ``install(..., built=True)`` renames it into place)."""
+    import shutil
+
     from kcm.bundle import build
 
     try:
@@ -79,6 +82,8 @@ def build_into(install_dir: str) -> str:
 
 def digest(directory: str) -> str:
     """A short content hash of a bundle, so re-installing the same one is a no-op."""
+    import hashlib
+
     hasher = hashlib.sha256()
     progress = log.Progress("checking the bundle", tree_size(directory))
     for root, dirs, files in os.walk(directory):
@@ -97,6 +102,8 @@ def digest(directory: str) -> str:
 def install(source: str, install_dir: str, built: bool = False) -> tuple[str, bool]:
     """Install the bundle; (path of the kcm link, whether anything changed). ``built``:
     ``source`` is ``build_into``'s staging directory, renamed into place (or removed)."""
+    import shutil
+
     try:
         os.makedirs(install_dir, exist_ok=True)
         target_name = f"{PREFIX}{__version__}-{digest(source)}"
@@ -172,6 +179,8 @@ def installed_paths(install_dir: str) -> list[str]:
 def uninstall(install_dir: str) -> list[str]:
     """Remove what ``installed_paths`` finds; what was removed. Checked before anything
     goes: the directory must be writable, so a refusal leaves everything in place."""
+    import shutil
+
     paths = installed_paths(install_dir)
     if paths and not os.access(install_dir, os.W_OK):
         raise KcmError(f"cannot remove kcm from {install_dir}: the directory is not writable")
@@ -186,13 +195,61 @@ def uninstall(install_dir: str) -> list[str]:
     return paths
 
 
-def _is_bundle(install_dir: str, name: str) -> bool:
+def _bundle_version(name: str) -> str | None:
+    """The version in a bundle's name (``.kcm-<version>-<digest>``), None for any other."""
     version, _, digest = name[len(PREFIX):].rpartition("-")
+    if (name.startswith(PREFIX) and not name.startswith(TMP) and version
+            and len(digest) == 12 and all(c in "0123456789abcdef" for c in digest)):
+        return version
+    return None
+
+
+def _is_bundle(install_dir: str, name: str) -> bool:
     path = os.path.join(install_dir, name)
-    return (name.startswith(PREFIX) and not name.startswith(TMP) and bool(version)
-            and len(digest) == 12 and all(c in "0123456789abcdef" for c in digest)
+    return (_bundle_version(name) is not None
             and not os.path.islink(path) and os.path.isfile(os.path.join(path, "kcm"))
             and os.path.isdir(os.path.join(path, "runtime")))
+
+
+ELF_MACHINES = {"x86_64": 62, "aarch64": 183, "ppc64le": 21, "ppc64": 21, "s390x": 22}
+"""``e_machine`` of an ELF program for each ``uname -m`` kcm may run on."""
+
+
+def linked_version(install_dir: str) -> str | None:
+    """The version of the bundle ``install_dir/kcm`` links to, checked as far as it can
+    be without running it (a Python start would cost ``kcm doctor`` twice its own
+    checks): the bundle exists, its launcher is an executable ELF program for this
+    machine, its interpreter is executable, and the file system allows executing.
+    None when ``kcm`` there is not the link ``kcm install`` makes (only running it can
+    tell); KcmError naming what is wrong."""
+    link = os.path.join(install_dir, LINK)
+    if not os.path.islink(link):
+        return None
+    name, _, rest = os.readlink(link).partition("/")
+    version = _bundle_version(name)
+    if rest != "kcm" or version is None:
+        return None
+    bundle = os.path.join(install_dir, name)
+    if not os.path.isdir(bundle):
+        raise KcmError(f"{link} points to {name}, which does not exist")
+    launcher = os.path.join(bundle, "kcm")
+    if os.statvfs(bundle).f_flag & os.ST_NOEXEC:
+        raise KcmError(f"{launcher} is on a file system mounted noexec: it cannot run")
+    for path in (launcher, os.path.join(bundle, "runtime", "bin", "python3")):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise KcmError(f"{path} is missing or not executable")
+    try:
+        with open(launcher, "rb") as handle:
+            header = handle.read(20)
+    except OSError as error:
+        raise KcmError(f"cannot read {launcher}: {error.strerror}") from None
+    machine = os.uname().machine
+    wanted = ELF_MACHINES.get(machine)
+    order = "little" if header[5:6] == b"\x01" else "big"
+    if header[:4] != b"\x7fELF" or len(header) < 20 or (
+            wanted is not None and int.from_bytes(header[18:20], order) != wanted):
+        raise KcmError(f"{launcher} is not a program for this machine ({machine})")
+    return version
 
 
 def _is_staging(install_dir: str, name: str) -> bool:
@@ -208,6 +265,8 @@ def _is_staging(install_dir: str, name: str) -> bool:
 
 
 def _remove_other_bundles(install_dir: str, keep: str) -> None:
+    import shutil
+
     for name in os.listdir(install_dir):
         if name.startswith(PREFIX) and name != keep:
             path = os.path.join(install_dir, name)

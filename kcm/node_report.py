@@ -7,8 +7,7 @@ questions from the host procfs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import namedtuple
 
 from kcm import __version__
 from kcm.cpuset import format_cpulist, parse_cpulist
@@ -18,12 +17,12 @@ from kcm.report import pools_as_dict
 from kcm.topology import Topology
 
 
-@dataclass(frozen=True)
-class Processes:
-    """What the report asks of the host: is a task alive, what affinity does a PID have."""
+class Processes(namedtuple("Processes", "alive allowed_cpus")):
+    """What the report asks of the host: ``alive(task)``, is a task alive;
+    ``allowed_cpus(pid)``, a PID's affinity as a CPU list (None when it is gone). (Not a
+    dataclass: importing ``dataclasses`` costs kcm doctor more than its checks.)"""
 
-    alive: Callable[[Task], bool]
-    allowed_cpus: Callable[[int], str | None]
+    __slots__ = ()
 
 
 def topology_summary(topology: Topology) -> dict:

@@ -1,14 +1,13 @@
 """``kcm doctor``: check this node the way an experienced operator would."""
 
-import json
 import os
-import subprocess
 import time
 
 from kcm import __version__, env
-from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_json, as_text, diagnose, healthy
+from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_document, as_text, diagnose, healthy
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
+from kcm.install import linked_version
 from kcm.node_facts import enforcement_status, host_processes, read_config
 from kcm.output import emit
 from kcm.procfs import host_proc_root
@@ -16,9 +15,19 @@ from kcm.state import ConfigDir, conf_dir_from
 
 
 def installed(install_dir: str) -> InstallFacts:
+    """The installed binary's version: read from the bundle ``kcm install`` linked, or,
+    for anything else at that path, from running it with ``--version``."""
     path = os.path.join(install_dir, "kcm")
+    try:
+        version = linked_version(install_dir)
+    except KcmError as error:
+        return InstallFacts(path, error=str(error))
+    if version is not None:
+        return InstallFacts(path, version=version)
     if not os.path.exists(path):
         return InstallFacts(path, error=f"{path} does not exist")
+    import subprocess
+
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
     except OSError as error:
@@ -67,5 +76,5 @@ def run(args) -> int:
     if args.output in ("table", "text"):
         print(as_text(findings))
     else:
-        emit(json.loads(as_json(findings)), args.output)
+        emit(as_document(findings), args.output)
     return 0 if healthy(findings) else 1

@@ -69,6 +69,11 @@ def test_install_is_atomic_idempotent_and_replaceable(kcm, bundle, tmp_path):
     assert link.is_symlink() and not os.readlink(link).startswith("/")
     version = subprocess.run([str(link), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("kcm ")
+    # kcm doctor finds the installed version in what kcm install laid out.
+    report = json.loads(kcm.run("doctor", f"--install-dir={target}",
+                                f"--conf-dir={tmp_path / 'none'}", "-o", "json").stdout)
+    [check] = [c for c in report["checks"] if c["name"] == "installedBinary"]
+    assert check["ok"] and check["detail"] == f"{link} is kcm {__version__}"
     # cmk, the same launcher under CMK's name, speaks CMK's command line.
     assert os.readlink(target / "cmk") == os.readlink(link)
     cmk = subprocess.run([str(target / "cmk"), "--version"], capture_output=True, text=True,

@@ -1,7 +1,12 @@
 """``kcm doctor``: verdicts, fixes and exit codes on healthy and broken nodes."""
 
 import json
+import os
+import shutil
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from kcm import __version__
 from kcm.manifests import node_report_crd
@@ -134,3 +139,67 @@ def test_advice_fits_the_failure_and_never_destroys_live_records(kcm, tmp_path):
                       "--output=json")
     fix = {c["name"]: c for c in json.loads(missing.stdout)["checks"]}["configDirectory"]["fix"]
     assert fix == f"kcm init --conf-dir={tmp_path / 'none'}"
+
+
+def kcm_install_layout(tmp_path, version: str) -> tuple[Path, Path]:
+    """An install directory shaped as ``kcm install`` leaves it (``kcm`` linked into
+    ``.kcm-<version>-<digest>/``), whose launcher and interpreter are copies of
+    ``true``: a real program for this machine that prints no version when run.
+    (install directory, launcher)."""
+    directory = tmp_path / "opt-bin"
+    bundle = directory / f".kcm-{version}-0123456789ab"
+    (bundle / "runtime/bin").mkdir(parents=True)
+    true = shutil.which("true")
+    shutil.copy(true, bundle / "kcm")
+    shutil.copy(true, bundle / "runtime/bin/python3")
+    (directory / "kcm").symlink_to(f"{bundle.name}/kcm")
+    return directory, bundle / "kcm"
+
+
+def installed_binary(kcm, conf, install) -> dict:
+    return doctor(kcm, conf, install)[1]["installedBinary"]
+
+
+def test_the_installed_bundle_is_read_not_run(kcm, tmp_path):
+    """doctor reads the version from the bundle ``kcm install`` linked and checks it can
+    run without starting it: the launcher here is ``true``, which would print nothing."""
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    install, _ = kcm_install_layout(tmp_path / "other", "0.0.9")
+    check = installed_binary(kcm, conf, install)
+    assert check["detail"] == f"{install}/kcm is kcm 0.0.9, this is kcm {__version__}"
+    install, launcher = kcm_install_layout(tmp_path, __version__)
+    assert installed_binary(kcm, conf, install)["ok"]
+
+    launcher.chmod(0o644)
+    check = installed_binary(kcm, conf, install)
+    assert not check["ok"] and check["detail"] == f"{launcher} is missing or not executable"
+    assert check["fix"] == f"kcm install --install-dir={install}"
+
+    launcher.chmod(0o755)
+    header = bytearray(launcher.read_bytes())
+    header[18:20] = (183 if os.uname().machine != "aarch64" else 62).to_bytes(2, "little")
+    launcher.write_bytes(bytes(header))
+    check = installed_binary(kcm, conf, install)
+    assert check["detail"] == f"{launcher} is not a program for this machine " \
+                              f"({os.uname().machine})"
+
+    shutil.rmtree(launcher.parent)
+    check = installed_binary(kcm, conf, install)
+    assert check["detail"] == f"{install}/kcm points to {launcher.parent.name}, which does " \
+                              "not exist"
+
+
+def test_an_installed_bundle_on_a_noexec_mount_cannot_run(kcm, tmp_path):
+    conf = make_conf(tmp_path / "kcm", POOLS)
+    mount = tmp_path / "noexec"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=16m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        install, launcher = kcm_install_layout(mount, __version__)
+        check = installed_binary(kcm, conf, install)
+        assert not check["ok"]
+        assert check["detail"] == f"{launcher} is on a file system mounted noexec: it cannot run"
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
