@@ -527,8 +527,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     output that goes away (``kcm manifests | head``) ends the command quietly.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        build_parser().print_help()
+    if not argv or argv in (["-h"], ["--help"]) or (
+            len(argv) == 2 and argv[0] in COMMANDS and argv[1] in ("-h", "--help")):
+        from kcm.helptext import HELP
+
+        print(HELP[argv[0] if len(argv) == 2 else ""], end="")
         return 0
     if argv == ["--version"]:
         print(f"kcm {__version__}")

@@ -218,8 +218,8 @@ ELF_MACHINES = {"x86_64": 62, "aarch64": 183, "ppc64le": 21, "ppc64": 21, "s390x
 def linked_version(install_dir: str) -> str | None:
     """The version of the bundle ``install_dir/kcm`` links to, checked as far as it can
     be without running it (a Python start would cost ``kcm doctor`` twice its own
-    checks): the bundle exists, its launcher is an executable ELF program for this
-    machine, its interpreter is executable, and the file system allows executing.
+    checks): the bundle exists, its launcher is executable (an ELF program for this
+    machine, or a script), so is its interpreter, and the file system allows executing.
     None when ``kcm`` there is not the link ``kcm install`` makes (only running it can
     tell); KcmError naming what is wrong."""
     link = os.path.join(install_dir, LINK)
@@ -243,6 +243,8 @@ def linked_version(install_dir: str) -> str | None:
             header = handle.read(20)
     except OSError as error:
         raise KcmError(f"cannot read {launcher}: {error.strerror}") from None
+    if header.startswith(b"#!"):
+        return version  # a script (a bundle made by hand): its interpreter decides
     machine = os.uname().machine
     wanted = ELF_MACHINES.get(machine)
     order = "little" if header[5:6] == b"\x01" else "big"

@@ -78,8 +78,9 @@ def test_the_operator_manual_commands_run(tmp_path):
     (sandbox / "etc").mkdir(parents=True)
     machine = build_sysfs(xeon_d1541(), tmp_path / "machine")
     bundle = tmp_path / "bundle"
-    bundle.mkdir()
+    (bundle / "runtime/bin").mkdir(parents=True)
     (bundle / "kcm").symlink_to(KCM)
+    (bundle / "runtime/bin/python3").symlink_to(sys.executable)
     env = sandbox_env(tmp_path)
     env.update({"KCM_SYSFS": str(machine / "sys"), "KCM_BUNDLE_DIR": str(bundle)})
     with RunningApiServer() as api:

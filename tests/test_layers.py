@@ -85,7 +85,7 @@ VOCABULARY = [r'"kcm\.dev', r"'kcm\.dev", r'"/host/proc', r'"/etc/kcm"', r'"/opt
 def test_the_vocabulary_is_spelt_only_in_names(pattern):
     offenders = []
     for path in KCM.rglob("*.py"):
-        if path.name == "names.py":
+        if path.name in ("names.py", "helptext.py"):  # helptext: generated from the parser
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]

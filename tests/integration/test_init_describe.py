@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -182,3 +184,28 @@ def test_help_lists_every_subcommand(kcm):
     assert __version__ in kcm.run("--version", check=True).stdout
     for command in COMMANDS:
         assert kcm.run(command, "--help", check=True).stdout.startswith(f"usage: kcm {command}")
+
+
+def test_help_is_argparse_s_text_printed_without_argparse(kcm, monkeypatch):
+    """``--help`` prints the text argparse formats at 80 columns (kept in kcm.helptext),
+    without importing argparse; help anywhere else on the line is argparse's own."""
+    import argparse
+
+    from kcm.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = build_parser()
+    commands = next(a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    assert kcm.run("-h", check=True).stdout == kcm.run().stdout == parser.format_help()
+    for command in COMMANDS:
+        for flag in ("--help", "-h"):
+            shown = kcm.run(command, flag, check=True).stdout
+            assert shown == commands[command].format_help(), command
+    probe = ("import sys; from kcm.cli import main; main(['isolate', '--help']); "
+             "print('argparse' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stderr == "False\n" and result.stdout.startswith("usage: kcm isolate")
+    later = kcm.run("describe", "--conf-dir=/x", "--help", env_overrides={"COLUMNS": "200"})
+    assert later.returncode == 0 and later.stdout.startswith("usage: kcm describe")

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,13 +97,14 @@ PYTHON = os.environ.get("KCM_TEST_PYTHON", "python3")
 
 
 def fake_bundle(directory: Path) -> Path:
-    """A stand-in for the self-contained bundle (an executable ``kcm`` and ``runtime/``):
-    enough for ``kcm install --from`` and for uninstall to recognise it as kcm's."""
-    directory.mkdir(parents=True)
+    """A stand-in for the self-contained bundle (an executable ``kcm`` and
+    ``runtime/bin/python3``): enough for ``kcm install --from``, for uninstall to
+    recognise it as kcm's, and for doctor to find it sound."""
+    (directory / "runtime/bin").mkdir(parents=True)
     launcher = directory / "kcm"
     launcher.write_text("#!/bin/sh\necho kcm 0.0.0\n")
     launcher.chmod(0o755)
-    (directory / "runtime").mkdir()
+    (directory / "runtime/bin/python3").symlink_to(sys.executable)
     return directory
 
 
