@@ -5,8 +5,6 @@ they are kept there and reused, so rendering again yields the same objects (GitO
 and ``cluster-init`` reuses the certificate already in the cluster.
 """
 
-import datetime
-import ipaddress
 import os
 
 from kcm.errors import KcmError
@@ -17,6 +15,9 @@ VALID_DAYS = 3650
 
 def mint(names: list[str], days: int = VALID_DAYS) -> WebhookTls:
     """A new CA, and a certificate it signs for ``names`` (DNS names or IP addresses)."""
+    import datetime
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -8,7 +8,7 @@ the host gets a writable hostPath; host /proc is read-only; nothing is privilege
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 from kcm import __version__
 from kcm.mutate import workload_condition
@@ -26,6 +26,7 @@ from kcm.names import (
     NRT_GROUP,
     NRT_PLURAL,
 )
+from kcm.yamltext import dumps_all
 
 WEBHOOK_NAME = "kcm-webhook"
 NODE_AGENT = "kcm-node"
@@ -34,33 +35,25 @@ WEBHOOK_PORT = 8443
 WEBHOOK_CERT_DIR = "/etc/kcm-webhook"
 
 
-@dataclass(frozen=True)
-class Settings:
-    namespace: str = DEFAULT_NAMESPACE
-    image: str = DEFAULT_IMAGE
-    conf_dir: str = DEFAULT_CONF_DIR
-    install_dir: str = DEFAULT_INSTALL_DIR
-    num_dp_cores: int = 4
-    num_cp_cores: int = 1
-    dp_mode: str = "packed"
-    cp_mode: str = "packed"
-    reconcile_interval: float = 30.0
-    report_interval: float = 60.0
-    node_selector: tuple[str, str] = NODE_SELECTOR
-    resource_prefix: str = GROUP
-    taint: bool = False
-    webhook: bool = True
-    webhook_replicas: int = 2
-    node_resource_topology: bool = False
+# Named tuples rather than dataclasses: importing ``dataclasses`` (with ``inspect``)
+# costs kcm manifests more CPU than rendering every object.
+class Settings(namedtuple("Settings", (
+        "namespace image conf_dir install_dir num_dp_cores num_cp_cores dp_mode cp_mode "
+        "reconcile_interval report_interval node_selector resource_prefix taint webhook "
+        "webhook_replicas node_resource_topology"), defaults=(
+        DEFAULT_NAMESPACE, DEFAULT_IMAGE, DEFAULT_CONF_DIR, DEFAULT_INSTALL_DIR, 4, 1,
+        "packed", "packed", 30.0, 60.0, NODE_SELECTOR, GROUP, False, True, 2, False))):
+    """What a deployment of kcm is made of: the options of ``kcm manifests`` and
+    ``kcm cluster-init`` (``node_selector`` a (label, value) pair, intervals in
+    seconds)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class WebhookTls:
+class WebhookTls(namedtuple("WebhookTls", "ca cert key")):
     """PEM texts of the webhook's CA and serving certificate."""
 
-    ca: str
-    cert: str
-    key: str
+    __slots__ = ()
 
 
 def settings_from(args) -> Settings:
@@ -642,7 +635,4 @@ def step_objects(settings: Settings, step: str) -> list[dict]:
 
 
 def to_yaml(objects: list[dict]) -> str:
-    import yaml
-
-    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=False, width=100)
-                   for obj in objects)
+    return dumps_all(objects)

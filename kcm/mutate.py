@@ -19,7 +19,7 @@ mount or variable the pod already defines is left as it is. The pod is annotated
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 from kcm.names import (
     DEFAULT_CONF_DIR,
@@ -33,11 +33,12 @@ from kcm.names import (
 )
 
 
-@dataclass(frozen=True)
-class WorkloadSettings:
-    conf_dir: str = DEFAULT_CONF_DIR
-    install_dir: str = DEFAULT_INSTALL_DIR
-    resource_prefix: str = GROUP
+class WorkloadSettings(namedtuple("WorkloadSettings", "conf_dir install_dir resource_prefix",
+                                  defaults=(DEFAULT_CONF_DIR, DEFAULT_INSTALL_DIR, GROUP))):
+    """Where workloads find kcm on their host, and the resources that make a pod one.
+    (Not a dataclass: ``dataclasses`` costs kcm manifests more than its rendering.)"""
+
+    __slots__ = ()
 
 
 def _escape(key: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from kcm import jsontext
+from kcm import jsontext, yamltext
 
 
 def chosen(fmt: str | None) -> str:
@@ -25,9 +25,7 @@ def emit(document: object, fmt: str | None, rows=None, indent: int | None = 2) -
     if fmt == "json":
         text = jsontext.dumps(document, indent)
     elif fmt == "yaml":
-        import yaml
-
-        text = yaml.safe_dump(document, sort_keys=True, width=100).rstrip("\n")
+        text = yamltext.dumps(document, sort_keys=True).rstrip("\n")
     else:
         text = format_table(rows(document) if rows else key_values(document))
     print(text, flush=True)

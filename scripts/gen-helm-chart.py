@@ -108,7 +108,7 @@ def templated(text: str) -> str:
         text = text.replace(placeholder, f"{{{{ .Values.{key} }}}}")
     for encoded, expression in TLS_EXPRESSIONS.items():
         text = text.replace(encoded, expression)
-    optional = {"- --taint": "taint", "- --node-resource-topology": "nodeResourceTopology"}
+    optional = {'- "--taint"': "taint", '- "--node-resource-topology"': "nodeResourceTopology"}
     lines = []
     for line in text.splitlines():
         if line.strip() in optional:

@@ -12,7 +12,7 @@ KCM = Path(__file__).resolve().parent.parent / "kcm"
 PURE = {
     "cpuset", "inputs", "errors", "names", "model", "topology", "allocate", "selection",
     "mutate", "node_report", "doctor", "enforcement", "node_patch", "report", "manifests",
-    "jsontext",
+    "jsontext", "yamltext", "helptext",
 }
 """Modules that decide or describe: data in, data out (docs/architecture.md)."""
 
