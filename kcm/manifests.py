@@ -8,6 +8,7 @@ the host gets a writable hostPath; host /proc is read-only; nothing is privilege
 
 from __future__ import annotations
 
+import binascii
 from collections import namedtuple
 
 from kcm import __version__
@@ -481,14 +482,17 @@ def node_daemonset(settings: Settings) -> dict:
     }
 
 
-def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
-    import base64
+def _base64(text: str) -> str:
+    """Base64 of the text's UTF-8 (binascii: the base64 module imports re)."""
+    return binascii.b2a_base64(text.encode(), newline=False).decode()
 
+
+def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
     selector = {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": "webhook"}
     secret = {
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": _meta(f"{WEBHOOK_NAME}-tls", settings, "webhook"),
-        "data": {name: base64.b64encode(text.encode()).decode()
+        "data": {name: _base64(text)
                  for name, text in (("tls.crt", tls.cert), ("tls.key", tls.key),
                                     ("ca.crt", tls.ca))},
     }
@@ -552,7 +556,7 @@ def webhook_objects(settings: Settings, tls: WebhookTls) -> list[dict]:
             "clientConfig": {
                 "service": {"namespace": settings.namespace, "name": WEBHOOK_NAME,
                             "path": "/mutate", "port": 443},
-                "caBundle": base64.b64encode(tls.ca.encode()).decode(),
+                "caBundle": _base64(tls.ca),
             },
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
                        "resources": ["pods"], "scope": "Namespaced"}],
