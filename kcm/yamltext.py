@@ -13,6 +13,7 @@ _PLAIN_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_/
 _PLAIN = _PLAIN_FIRST | frozenset("0123456789.-")
 _RESERVED = frozenset(("y", "n", "yes", "no", "true", "false", "on", "off", "null"))
 """Words a YAML 1.1 reader (PyYAML, go-yaml v2) resolves to a boolean or null, any case."""
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
 def dumps(value: object, sort_keys: bool = False) -> str:
@@ -103,6 +104,3 @@ def _quoted(text: str) -> str:
                          f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     parts.append('"')
     return "".join(parts)
-
-
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
