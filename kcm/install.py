@@ -169,10 +169,9 @@ def installed_paths(install_dir: str) -> list[str]:
              if _is_bundle(install_dir, name) or _is_staging(install_dir, name)]
     for name in reversed(LINKS):
         link = os.path.join(install_dir, name)
-        if os.path.islink(link):
-            head, _, tail = os.readlink(link).partition("/")
-            if tail == "kcm" and _is_bundle(install_dir, head):
-                found.insert(0, link)
+        bundle = _linked_bundle(link)
+        if bundle is not None and _is_bundle(install_dir, bundle):
+            found.insert(0, link)
     return found
 
 
@@ -204,6 +203,15 @@ def _bundle_version(name: str) -> str | None:
     return None
 
 
+def _linked_bundle(link: str) -> str | None:
+    """The name of the bundle a link ``kcm install`` made points into (``<bundle>/kcm``),
+    None for anything else at ``link``."""
+    if not os.path.islink(link):
+        return None
+    name, _, rest = os.readlink(link).partition("/")
+    return name if rest == "kcm" and _bundle_version(name) is not None else None
+
+
 def _is_bundle(install_dir: str, name: str) -> bool:
     path = os.path.join(install_dir, name)
     return (_bundle_version(name) is not None
@@ -223,12 +231,10 @@ def linked_version(install_dir: str) -> str | None:
     None when ``kcm`` there is not the link ``kcm install`` makes (only running it can
     tell); KcmError naming what is wrong."""
     link = os.path.join(install_dir, LINK)
-    if not os.path.islink(link):
+    name = _linked_bundle(link)
+    if name is None:
         return None
-    name, _, rest = os.readlink(link).partition("/")
     version = _bundle_version(name)
-    if rest != "kcm" or version is None:
-        return None
     bundle = os.path.join(install_dir, name)
     if not os.path.isdir(bundle):
         raise KcmError(f"{link} points to {name}, which does not exist")

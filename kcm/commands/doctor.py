@@ -7,7 +7,7 @@ from kcm import __version__, env
 from kcm.doctor import ClusterFacts, Facts, InstallFacts, as_document, as_text, diagnose, healthy
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
-from kcm.install import linked_version
+from kcm.install import LINK, linked_version
 from kcm.node_facts import enforcement_status, host_processes, read_config
 from kcm.output import emit
 from kcm.procfs import host_proc_root
@@ -17,7 +17,7 @@ from kcm.state import ConfigDir, conf_dir_from
 def installed(install_dir: str) -> InstallFacts:
     """The installed binary's version: read from the bundle ``kcm install`` linked, or,
     for anything else at that path, from running it with ``--version``."""
-    path = os.path.join(install_dir, "kcm")
+    path = os.path.join(install_dir, LINK)
     try:
         version = linked_version(install_dir)
     except KcmError as error:

@@ -83,6 +83,9 @@ def test_describe_after_a_killed_isolate_shows_the_workload_that_still_holds_the
     conf = make_conf(tmp_path / "kcm", POOLS)
     isolate = kcm.popen("isolate", f"--conf-dir={conf}", "--pool=dataplane", "sleep", "60")
     (workload,) = wait_for(lambda: recorded_workloads(conf))
+    # Killed only once the workload runs its command, so the record names a live workload
+    # (killed earlier, it could still be kcm's child before its exec).
+    wait_for(lambda: Path(f"/proc/{workload[0]}/comm").read_text().strip() == "sleep")
     try:
         isolate.send_signal(signal.SIGKILL)
         isolate.wait(10)
