@@ -1,5 +1,3 @@
-import sys
+from kcm.cli import entry
 
-from kcm.cli import main
-
-sys.exit(main())
+entry()

@@ -9,6 +9,7 @@ from the same definitions. argparse reads the rest and prints help and usage err
 
 from __future__ import annotations
 
+import os
 import sys
 
 from kcm import __version__, env
@@ -26,6 +27,7 @@ from kcm.names import (
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import NoReturn
 
 STRATEGIES = ("packed", "spread")
 LAYOUTS = ("flat", "sockets")
@@ -494,8 +496,6 @@ ROOT_HINT = (" (kcm needs root for the host's configuration directory, cgroups, 
 
 
 def _privilege_hint(message: str) -> str:
-    import os
-
     denied = "Permission denied" in message or "Operation not permitted" in message
     return ROOT_HINT if denied and os.geteuid() != 0 else ""
 
@@ -507,7 +507,7 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
-def launched() -> int:
+def launched() -> NoReturn:
     """The bundle's entry point: its launcher passes the name it was run by first
     (``sys.argv[1]``); run as ``cmk`` (kcm install's second link) it speaks CMK's command
     line."""
@@ -515,8 +515,29 @@ def launched() -> int:
     if name.rpartition("/")[2] == "cmk":
         from kcm.cmk import main as cmk_main
 
-        return cmk_main()
-    return main()
+        exit_after(cmk_main(), sys.argv[1:])
+    exit_after(main(), sys.argv[1:])
+
+
+def entry() -> NoReturn:
+    """The kcm command (``bin/kcm``, ``python -m kcm``): run it, then exit."""
+    exit_after(main(), sys.argv[1:])
+
+
+def exit_after(status: int, argv: Sequence[str]) -> NoReturn:
+    """End the process with ``status``. A finished ``isolate`` (its workload gone, its
+    CPUs given back) skips the interpreter's teardown, which frees every module and runs
+    a last garbage collection: about 2 ms of CPU, more than isolate's own work, for a
+    process about to vanish. Its output is flushed first; nothing on isolate's path
+    registers an atexit handler or leaves a thread."""
+    if argv[:1] == ["isolate"]:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+    sys.exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -551,7 +572,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -7,11 +7,14 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
 from kcm.cpuset import parse_cpulist
+from kcm.helptext import HELP
+from tests.conftest import KCM
 from tests.integration.workloads import (
     PYTHON,
     REPORTER,
@@ -283,6 +286,21 @@ def test_command_not_found_is_127(kcm, shared):
     result = kcm.run("isolate", f"--conf-dir={shared}", "--pool=infra", "no-such-command-kcm")
     assert result.returncode == 127
     assert result.stderr == "kcm: cannot run no-such-command-kcm: command not found\n"
+
+
+def test_a_finished_isolate_exits_with_all_its_output(kcm, shared):
+    """A finished isolate skips the interpreter's teardown (kcm.cli.exit_after): what it
+    printed into a pipe still arrives, and its status is still the workload's."""
+    result = kcm.run("isolate", f"--conf-dir={shared}", "--pool=infra", "sh", "-c",
+                     "echo out; exit 5", env_overrides={"KCM_NUM_CORES": "2"})
+    assert result.returncode == 5
+    assert result.stdout == "out\n"
+    assert "KCM_NUM_CORES=2 is ignored: pool infra is shared" in result.stderr
+    buffered = {name: value for name, value in kcm.env.items() if name != "PYTHONUNBUFFERED"}
+    for argv in ([KCM], [sys.executable, "-m", "kcm"]):
+        shown = subprocess.run([*argv, "isolate", "--help"], capture_output=True, text=True,
+                               env=buffered, timeout=60)
+        assert (shown.returncode, shown.stdout) == (0, HELP["isolate"])
 
 
 def test_missing_command_is_a_usage_error(kcm, shared):
