@@ -289,8 +289,9 @@ def test_command_not_found_is_127(kcm, shared):
 
 
 def test_a_finished_isolate_exits_with_all_its_output(kcm, shared):
-    """A finished isolate skips the interpreter's teardown (kcm.cli.exit_after): what it
-    printed into a pipe still arrives, and its status is still the workload's."""
+    """A finished isolate (or describe) skips the interpreter's teardown
+    (kcm.cli.exit_after): what it printed into a pipe still arrives, and its status is
+    still the workload's."""
     result = kcm.run("isolate", f"--conf-dir={shared}", "--pool=infra", "sh", "-c",
                      "echo out; exit 5", env_overrides={"KCM_NUM_CORES": "2"})
     assert result.returncode == 5
@@ -301,6 +302,10 @@ def test_a_finished_isolate_exits_with_all_its_output(kcm, shared):
         shown = subprocess.run([*argv, "isolate", "--help"], capture_output=True, text=True,
                                env=buffered, timeout=60)
         assert (shown.returncode, shown.stdout) == (0, HELP["isolate"])
+        described = subprocess.run([*argv, "describe", f"--conf-dir={shared}"],
+                                   capture_output=True, text=True, env=buffered, timeout=60)
+        assert described.returncode == 0
+        assert json.loads(described.stdout)["pools"]["infra"]["exclusive"] is False
 
 
 def test_missing_command_is_a_usage_error(kcm, shared):
