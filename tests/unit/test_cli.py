@@ -73,7 +73,8 @@ QUICK_LINES = [
 
 @pytest.mark.parametrize("argv", QUICK_LINES, ids=" ".join)
 def test_the_quick_parser_reads_usual_lines_as_argparse_does(argv):
-    from kcm.cli import DEFINITIONS, build_parser
+    from kcm.cli import build_parser
+    from kcm.options import DEFINITIONS
     from kcm.quickparse import OptionTable, parse
 
     table = OptionTable()
@@ -90,7 +91,7 @@ def test_the_quick_parser_reads_usual_lines_as_argparse_does(argv):
     ["discover", "--taint=yes"], ["describe", "-ojson"],
 ])
 def test_the_quick_parser_leaves_the_unusual_to_argparse(argv):
-    from kcm.cli import DEFINITIONS
+    from kcm.options import DEFINITIONS
     from kcm.quickparse import OptionTable, parse
 
     table = OptionTable()
