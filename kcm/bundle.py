@@ -272,7 +272,9 @@ def make_launcher(target: str, loader: str) -> None:
 def compile_all(python_dir: str) -> None:
     import compileall
 
-    compileall.compile_dir(python_dir, quiet=2, workers=0)
+    # In this process: a pool of workers outlives a SIGKILLed `kcm install` (its
+    # workers wait forever on a queue nobody feeds), and is no faster here.
+    compileall.compile_dir(python_dir, quiet=2, workers=1)
 
 
 def check(out: str) -> None:

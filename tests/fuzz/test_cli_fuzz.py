@@ -7,10 +7,12 @@ exist, so no example touches the machine or a cluster.
 """
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +63,12 @@ def command_lines(draw) -> list[str]:
     if command == "isolate":
         argv += draw(st.sampled_from([["true"], ["--", "true"], [], ["sh", "-c", "exit 3"]]))
     return argv
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_scratch():
+    yield
+    shutil.rmtree(SCRATCH, ignore_errors=True)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

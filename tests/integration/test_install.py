@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,53 @@ def test_install_builds_the_bundle_when_there_is_none(built):
          "kcm.sysfs, kcm.allocate, yaml; from lightkube.resources.core_v1 import Node"],
         env={}, capture_output=True, text=True)
     assert imports.returncode == 0, imports.stderr
+
+
+KILLED_DURING_BUILD = r"""
+import ctypes, os, signal, subprocess, sys, time
+kcm, install_dir = sys.argv[1:]
+PR_SET_CHILD_SUBREAPER = 36
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0):
+    sys.exit("cannot become a subreaper")
+install = subprocess.Popen([kcm, "install", f"--install-dir={install_dir}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+stdlib = os.path.join(install_dir, f".kcm-tmp-{install.pid}", "runtime", "lib",
+                      f"python{sys.version_info[0]}.{sys.version_info[1]}")
+deadline = time.monotonic() + 300
+while not os.path.exists(os.path.join(stdlib, "__pycache__")):  # compiling has begun
+    if install.poll() is not None or time.monotonic() > deadline:
+        sys.exit(f"kcm install ended ({install.poll()}) before compiling")
+    time.sleep(0.005)
+os.kill(install.pid, signal.SIGKILL)
+install.wait()
+deadline = time.monotonic() + 15
+while True:  # what the killed install left behind is now this process's child
+    try:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        print("nothing left")
+        break
+    if pid == 0 and time.monotonic() > deadline:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as handle:
+            left = [int(word) for word in handle.read().split()]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        sys.exit(f"processes outlived kcm install: {left}")
+    if pid == 0:
+        time.sleep(0.01)
+"""
+
+
+def test_a_killed_install_leaves_no_process_behind(tmp_path):
+    """kill -9 of ``kcm install`` while it compiles the bundle it builds: nothing it
+    started keeps running (a pool of compile workers once did, forever)."""
+    if os.path.lexists(DEFAULT_BUNDLE):
+        pytest.skip(f"{DEFAULT_BUNDLE} exists: kcm install would use it")
+    env = {k: v for k, v in os.environ.items() if k != "KCM_BUNDLE_DIR"}
+    result = subprocess.run([sys.executable, "-c", KILLED_DURING_BUILD, KCM,
+                             str(tmp_path / "opt-bin")], env=env, capture_output=True,
+                            text=True, timeout=400)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "nothing left\n", "")
 
 
 def test_install_is_atomic_idempotent_and_replaceable(kcm, bundle, tmp_path):
