@@ -30,9 +30,11 @@ list falls back to "alive while the PID exists": a stale start time must never
 make a live task look dead. Two lines for one PID make the file an error.
 
 Every write goes to a ``.kcm-tmp-*`` file, is fsynced, renamed into place and the
-directory fsynced. Readers skip ``.kcm-tmp-*`` debris a crash may leave; reconcile
-removes it. Anything else unexpected (symlinks, unknown files, bad names or
-contents, overlapping CPU lists) is a ConfigError naming the path.
+directory fsynced (reconcile's pass syncs all its files at once, between two lock
+holds: ``stage_tasks``). Readers skip ``.kcm-tmp-*`` files, the debris a crash may
+leave and reconcile's staged ones; reconcile removes debris. Anything else unexpected
+(symlinks, unknown files, bad names or contents, overlapping CPU lists) is a ConfigError
+naming the path.
 """
 
 from __future__ import annotations
@@ -308,35 +310,66 @@ class ConfigDir:
         cpu_list.tasks = list(tasks)
         cpu_list.stamp = stamp
 
-    def save_many(self, changes: list[tuple[str, CpuList, list[Task]]]) -> None:
-        """Replace the tasks of many CPU lists (reconcile's pass; call under the lock):
-        every new file is written, one ``syncfs`` makes them all durable, then each is
-        renamed into place. A crash leaves each file old or new, never torn; the renames
-        are not synced (a lost one leaves dead tasks for the next pass)."""
-        staged = []
-        temps: list[str] = []
+    def stage_tasks(self, changes: list[tuple[str, CpuList, list[Task]]]) -> list[StagedTasks]:
+        """Write the new tasks of many CPU lists beside them, not synced and not yet in
+        place (reconcile's pass; call under the lock, after ``remove_debris``). Then
+        ``sync_staged`` without the lock and ``commit_staged`` under it again."""
+        staged: list[StagedTasks] = []
         try:
             for pool, cpu_list, tasks in changes:
                 directory = self._join("pools", pool, cpu_list.place)
                 temp, stamp = _write_temp(os.path.join(directory, "tasks"),
                                           _format_tasks(tasks), sync=False)
-                temps.append(temp)
+                change = StagedTasks(pool, cpu_list, tasks, temp, stamp)
+                staged.append(change)
                 stamps = [s for s in (cpu_list.stamp, stamp) if s is not None]
-                info, _ = _write_temp(os.path.join(directory, "task-info"),
-                                      _format_info(tasks, stamps), sync=False)
-                temps.append(info)
-                staged.append((directory, temp, info, cpu_list, tasks, stamp))
-            if temps:
-                sync_filesystem(self.path, temps)
+                change.info_temp, _ = _write_temp(os.path.join(directory, "task-info"),
+                                                  _format_info(tasks, stamps), sync=False)
         except BaseException:
-            for name in temps:
-                _unlink_quietly(name)
+            self.discard_staged(staged)
             raise
-        for directory, temp, info, cpu_list, tasks, stamp in staged:
-            _rename(temp, os.path.join(directory, "tasks"), sync_dir=False)
-            _rename(info, os.path.join(directory, "task-info"), sync_dir=False)
-            cpu_list.tasks = list(tasks)
-            cpu_list.stamp = stamp
+        return staged
+
+    def sync_staged(self, staged: list[StagedTasks]) -> None:
+        """Make the staged files durable, with one ``syncfs`` whatever their number.
+        Call without the lock: syncfs also writes out everything else the file system
+        holds dirty (seconds, on a node pulling an image), and no isolate may wait on it."""
+        if staged:
+            sync_filesystem(self.path, [name for change in staged for name in change.temps()])
+
+    def commit_staged(self, staged: list[StagedTasks]) -> list[StagedTasks]:
+        """Rename into place each staged change whose CPU list is as it was when it was
+        staged (the same ``tasks`` file, the same tasks) and drop the rest: an isolate
+        changed them meanwhile, or they went; the next pass sees them afresh. Call under
+        the lock. A crash leaves each file old or new, never torn; the renames are not
+        synced (a lost one leaves dead tasks for the next pass). What was committed."""
+        committed = []
+        for change in staged:
+            if self._unchanged_since_staged(change):
+                directory = self._join("pools", change.pool, change.cpu_list.place)
+                _rename(change.tasks_temp, os.path.join(directory, "tasks"), sync_dir=False)
+                _rename(change.info_temp, os.path.join(directory, "task-info"), sync_dir=False)
+                change.cpu_list.tasks = list(change.tasks)
+                change.cpu_list.stamp = change.stamp
+                committed.append(change)
+            else:
+                self.discard_staged([change])
+        return committed
+
+    def discard_staged(self, staged: list[StagedTasks]) -> None:
+        """Delete staged files that were not committed."""
+        for change in staged:
+            for name in change.temps():
+                _unlink_quietly(name)
+
+    def _unchanged_since_staged(self, change: StagedTasks) -> bool:
+        if not all(os.path.isfile(name) for name in change.temps()):
+            return False  # another reconcile took them for a crash's debris
+        try:
+            [now] = self.load_cpu_lists(change.pool, [change.cpu_list.place])
+        except ConfigError:
+            return False
+        return now.stamp == change.cpu_list.stamp and now.tasks == change.cpu_list.tasks
 
     def remove_debris(self) -> list[str]:
         """Delete ``.kcm-tmp-*`` files left by crashed writers (call under the lock)."""
@@ -556,6 +589,24 @@ class _PoolRead:
         self.entries = entries
         self.flag = flag
         self.lists = lists
+
+
+class StagedTasks:
+    """New tasks for one CPU list, in temporary files beside its own until committed."""
+
+    __slots__ = ("cpu_list", "info_temp", "pool", "stamp", "tasks", "tasks_temp")
+
+    def __init__(self, pool: str, cpu_list: CpuList, tasks: list[Task], tasks_temp: str,
+                 stamp: tuple[int, int, int]):
+        self.pool = pool
+        self.cpu_list = cpu_list  # as loaded: its tasks and stamp are what was replaced
+        self.tasks = tasks
+        self.tasks_temp = tasks_temp
+        self.info_temp = ""
+        self.stamp = stamp
+
+    def temps(self) -> list[str]:
+        return [name for name in (self.tasks_temp, self.info_temp) if name]
 
 
 class _ListRead:

@@ -2,10 +2,22 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 
-from tests.integration.workloads import dead_pid, make_conf, read_lines, tasks_of, wait_for
+import pytest
+
+from tests.conftest import KCM
+from tests.integration.workloads import (
+    dead_pid,
+    kill_workloads,
+    make_conf,
+    read_lines,
+    recorded_workloads,
+    tasks_of,
+    wait_for,
+)
 
 
 def own_start_time() -> int:
@@ -42,6 +54,62 @@ def test_the_right_start_time_keeps_the_task(kcm, tmp_path):
     report = json.loads(kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout)
     assert report["reclaimedCpuLists"] == []
     assert tasks_of(conf)["dataplane/0"] == [me]
+
+
+def stopped_child(parent: subprocess.Popen) -> int | None:
+    """The PID of ``parent``'s child once it is stopped (SIGSTOP), else None."""
+    with open(f"/proc/{parent.pid}/task/{parent.pid}/children") as handle:
+        children = handle.read().split()
+    if not children:
+        return None
+    with open(f"/proc/{children[0]}/stat") as handle:
+        state = handle.read().rpartition(")")[2].split()[0]
+    return int(children[0]) if state in ("T", "t") else None
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to stop kcm at syncfs")
+def test_the_lock_is_free_while_a_pass_syncs_and_a_list_changed_meanwhile_waits(kcm, tmp_path):
+    """A pass makes its writes durable without the lock (syncfs waits for everything the
+    file system has to write: a busy disk must not stall isolates). Stopped at its syncfs
+    (strace delivers SIGSTOP there), an isolate still starts, and the CPU list it changed
+    keeps its live task: the pass leaves that list for the next one."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0", "1"]),
+                                        "infra": (False, ["2-3"])})
+    gone = dead_pid()
+    (conf / "pools/dataplane/0/tasks").write_text(str(gone))
+    (conf / "pools/infra/2-3/tasks").write_text(str(gone))
+    traced = subprocess.Popen(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=syncfs",
+         "-e", "inject=syncfs:signal=SIGSTOP", KCM, "reconcile", f"--conf-dir={conf}"],
+        env=kcm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = reconcile = None
+    try:
+        reconcile = wait_for(lambda: stopped_child(traced), timeout=30)
+        holder = kcm.popen("isolate", f"--conf-dir={conf}", "--pool=infra", "--no-affinity",
+                           "--", "sleep", "600")
+        wait_for(lambda: holder.pid in tasks_of(conf)["infra/2-3"], timeout=30)
+        os.kill(reconcile, signal.SIGCONT)
+        out, err = traced.communicate(timeout=30)
+        assert traced.returncode == 0, err
+        assert json.loads(out) == {"reclaimedCpuLists": [
+            {"pool": "dataplane", "cpus": "0", "pid": gone}]}
+        assert tasks_of(conf) == {"dataplane/0": [], "dataplane/1": [],
+                                  "infra/2-3": [gone, holder.pid]}
+        assert not list(conf.rglob(".kcm-tmp-*"))
+        again = json.loads(kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout)
+        assert again == {"reclaimedCpuLists": [{"pool": "infra", "cpus": "2-3", "pid": gone}]}
+        assert tasks_of(conf)["infra/2-3"] == [holder.pid]
+    finally:
+        workloads = recorded_workloads(conf)
+        if traced.poll() is None:  # a stopped kcm would outlive its tracer: kill it first
+            if reconcile is not None:
+                os.kill(reconcile, signal.SIGKILL)
+            traced.kill()
+            traced.wait()
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        kill_workloads(workloads)
 
 
 def test_crash_debris_is_cleaned(kcm, tmp_path):

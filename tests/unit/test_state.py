@@ -181,7 +181,9 @@ def test_socket_directories_are_a_level_kcm_reads_and_writes_through(tmp_path):
     assert (pools / "exclusive/0/2,6/tasks").read_text() == "7"
     [again] = conf.load_cpu_lists("exclusive", ["0/2,6"])
     assert again.tasks == [Task(7, 1)]
-    conf.save_many([("exclusive", again, [])])
+    staged = conf.stage_tasks([("exclusive", again, [])])
+    conf.sync_staged(staged)
+    assert conf.commit_staged(staged) == staged
     assert (pools / "exclusive/0/2,6/tasks").read_text() == ""
     assert sorted(conf.cpu_list_directories()) == sorted(
         str(p.parent) for p in pools.glob("*/*/*/tasks"))
