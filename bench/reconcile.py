@@ -1,8 +1,8 @@
 """Reconcile scaling: one ``kcm reconcile`` pass over 100 to 100,000 dead tasks
 (spread over 1,000 CPU lists of a shared pool, at most 100 per list), against the
-same pass over an empty directory of the same shape. One lock hold per pass; the
-time should grow linearly with the number of tasks. A pass rewrites every CPU list that
-changed (temporary files, one ``syncfs`` for all, renames), so up to 1,000 tasks the cost
+same pass over an empty directory of the same shape. The time should grow linearly with
+the number of tasks. A pass rewrites every CPU list that changed (temporary files under
+the lock, one ``syncfs`` for all without it, renames under it again), so up to 1,000 tasks the cost
 follows the lists rewritten (all 1,000 from 1,000 tasks on); beyond that, the per-task
 check of ``/proc/PID/stat``.
 """

@@ -339,7 +339,7 @@ class ConfigDir:
 
     def commit_staged(self, staged: list[StagedTasks]) -> list[StagedTasks]:
         """Rename into place each staged change whose CPU list is as it was when it was
-        staged (the same ``tasks`` file, the same tasks) and drop the rest: an isolate
+        staged (the same ``tasks`` file) and drop the rest: an isolate
         changed them meanwhile, or they went; the next pass sees them afresh. Call under
         the lock. A crash leaves each file old or new, never torn; the renames are not
         synced (a lost one leaves dead tasks for the next pass). What was committed."""
@@ -363,13 +363,16 @@ class ConfigDir:
                 _unlink_quietly(name)
 
     def _unchanged_since_staged(self, change: StagedTasks) -> bool:
+        """Whether the ``tasks`` file is the one the change was computed from: every kcm
+        writer renames a new file over it (a new inode), an editor changes its mtime."""
         if not all(os.path.isfile(name) for name in change.temps()):
             return False  # another reconcile took them for a crash's debris
+        path = self._join("pools", change.pool, change.cpu_list.place, "tasks")
         try:
-            [now] = self.load_cpu_lists(change.pool, [change.cpu_list.place])
-        except ConfigError:
+            now = os.lstat(path)
+        except OSError:
             return False
-        return now.stamp == change.cpu_list.stamp and now.tasks == change.cpu_list.tasks
+        return (now.st_ino, now.st_mtime_ns, now.st_size) == change.cpu_list.stamp
 
     def remove_debris(self) -> list[str]:
         """Delete ``.kcm-tmp-*`` files left by crashed writers (call under the lock)."""
