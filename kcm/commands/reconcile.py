@@ -15,25 +15,25 @@ if TYPE_CHECKING:
 def reclaim(conf: ConfigDir, root: str) -> list[dict]:
     """One pass: drop dead tasks everywhere; what was freed.
 
-    Under the lock the new ``tasks`` files are written beside the old; without it they
-    are made durable (one syncfs, which waits for whatever else the file system has to
-    write); under the lock again each goes into place if its CPU list is unchanged. So
-    the lock is held for the reads and the writes, never for the disk."""
-    freed: dict[int, list[dict]] = {}
+    The lock is held to read the directory (and delete a crash's debris), then to put
+    the new ``tasks`` files into place, never for the work between: checking every
+    task, writing the new files beside the old, making them durable (one syncfs, which
+    waits for whatever else the file system has to write). A CPU list that changed in
+    between keeps its new tasks; the next pass sees it afresh."""
     with conf.locked():
         config = conf.load()
-        changes = []
-        for pool in config.pools.values():
-            for cpu_list in pool.cpu_lists.values():
-                live = [task for task in cpu_list.tasks if task_alive(root, task)]
-                if len(live) == len(cpu_list.tasks):
-                    continue
-                changes.append((pool.name, cpu_list, live))
-                freed[id(cpu_list)] = [
-                    {"pool": pool.name, "cpus": cpu_list.name, "pid": task.pid}
-                    for task in cpu_list.tasks if task not in live]
         conf.remove_debris()
-        staged = conf.stage_tasks(changes)
+    changes = []
+    freed: dict[int, list[dict]] = {}
+    for pool in config.pools.values():
+        for cpu_list in pool.cpu_lists.values():
+            live = [task for task in cpu_list.tasks if task_alive(root, task)]
+            if len(live) == len(cpu_list.tasks):
+                continue
+            changes.append((pool.name, cpu_list, live))
+            freed[id(cpu_list)] = [{"pool": pool.name, "cpus": cpu_list.name, "pid": task.pid}
+                                   for task in cpu_list.tasks if task not in live]
+    staged = conf.stage_tasks(changes)
     if not staged:
         return []
     try:
@@ -43,6 +43,7 @@ def reclaim(conf: ConfigDir, root: str) -> list[dict]:
     except BaseException:
         conf.discard_staged(staged)
         raise
+    conf.drop_replaced(committed)
     reclaimed = [entry for change in committed for entry in freed[id(change.cpu_list)]]
     return sorted(reclaimed, key=lambda entry: (entry["pid"], entry["pool"], entry["cpus"]))
 

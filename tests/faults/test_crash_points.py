@@ -4,7 +4,8 @@
 point in its one durable-write helper (kcm/durable.py). For each command that writes
 and each point, every pass is tried in turn until the command completes; after each
 crash the directory must parse, keep every task that was recorded and alive before,
-never show an exclusive CPU list held twice, and come back whole after a reconcile.
+never show an exclusive CPU list held twice, and come back whole (no debris) after a
+reconcile.
 """
 
 import json
@@ -59,6 +60,7 @@ def check_after_crash(kcm, conf, live: set[int], where) -> None:
                 assert sum(alive(pid) for pid in cpu_list["tasks"]) <= 1, (where, name)
     kcm.run("reconcile", f"--conf-dir={conf}", check=True)
     assert {pid for pids in tasks_of(conf).values() for pid in pids} == live, where
+    assert not list(conf.rglob(".kcm-tmp-*")), where  # the crash's debris is gone
 
 
 @pytest.mark.parametrize("pool", ["infra", "dataplane"])
