@@ -4,9 +4,9 @@ long each operation holds the configuration lock (kcm's own DEBUG log line, medi
 
 A grant must be on disk before its workload runs: two fsyncs (the ``tasks`` file's
 data, then its directory); a release or a reclaim needs none (losing one leaves a dead
-task for the next reconcile). A reconcile pass writes every changed list under the lock,
-makes them durable with one ``syncfs`` after releasing it, then renames them into place
-under it again (two holds; the table shows the first, the longer). ``isolate`` reads only
+task for the next reconcile). A reconcile pass holds the lock to read the directory and
+again to rename its new files into place (both holds are shown); checking tasks, writing
+the files and one ``syncfs`` for all of them happen between, without it. ``isolate`` reads only
 the pool it takes from under the lock, so its hold does not grow with the node;
 ``describe`` reads every file under the lock and checks them after.
 """

@@ -13,7 +13,14 @@ import subprocess
 
 import pytest
 
-from tests.integration.workloads import alive, make_conf, tasks_of, wait_for
+from tests.integration.workloads import (
+    alive,
+    kill_workloads,
+    make_conf,
+    recorded_workloads,
+    tasks_of,
+    wait_for,
+)
 from tests.machines import xeon_d1541
 
 POINTS = ("opened", "written", "synced", "renamed", "dir-synced")
@@ -29,10 +36,12 @@ def busy_conf(kcm, tmp_path):
                          "--", "sleep", "600")
                for pool in ("infra", "dataplane")]
     wait_for(lambda: sum(len(pids) for pids in tasks_of(conf).values()) == 2)
+    workloads = recorded_workloads(conf)
     yield conf, {pid for pids in tasks_of(conf).values() for pid in pids}
     for holder in holders:
         holder.kill()
         holder.wait()
+    kill_workloads(workloads)  # a SIGKILLed isolate leaves its workload running
 
 
 def crash_runs(kcm, args, before=lambda: None):
