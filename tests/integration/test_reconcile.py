@@ -1,10 +1,12 @@
 """``kcm reconcile``: dead and reused PIDs freed, live ones kept, one lock hold."""
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -56,15 +58,15 @@ def test_the_right_start_time_keeps_the_task(kcm, tmp_path):
     assert tasks_of(conf)["dataplane/0"] == [me]
 
 
-def stopped_child(parent: subprocess.Popen) -> int | None:
-    """The PID of ``parent``'s child once it is stopped (SIGSTOP), else None."""
-    with open(f"/proc/{parent.pid}/task/{parent.pid}/children") as handle:
-        children = handle.read().split()
-    if not children:
+def stopped_by_sigstop(trace: Path) -> int | None:
+    """The PID strace reports stopped by SIGSTOP (a group stop: SIGCONT resumes it)."""
+    if not trace.exists():
         return None
-    with open(f"/proc/{children[0]}/stat") as handle:
-        state = handle.read().rpartition(")")[2].split()[0]
-    return int(children[0]) if state in ("T", "t") else None
+    for line in trace.read_text().splitlines():
+        pid, _, event = line.partition(" ")
+        if event == "--- stopped by SIGSTOP ---":
+            return int(pid)
+    return None
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to stop kcm at syncfs")
@@ -78,13 +80,14 @@ def test_the_lock_is_free_while_a_pass_syncs_and_a_list_changed_meanwhile_waits(
     gone = dead_pid()
     (conf / "pools/dataplane/0/tasks").write_text(str(gone))
     (conf / "pools/infra/2-3/tasks").write_text(str(gone))
+    trace = tmp_path / "strace.out"
     traced = subprocess.Popen(
-        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=syncfs",
+        ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=syncfs",
          "-e", "inject=syncfs:signal=SIGSTOP", KCM, "reconcile", f"--conf-dir={conf}"],
         env=kcm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     holder = reconcile = None
     try:
-        reconcile = wait_for(lambda: stopped_child(traced), timeout=30)
+        reconcile = wait_for(lambda: stopped_by_sigstop(trace), timeout=30)
         holder = kcm.popen("isolate", f"--conf-dir={conf}", "--pool=infra", "--no-affinity",
                            "--", "sleep", "600")
         wait_for(lambda: holder.pid in tasks_of(conf)["infra/2-3"], timeout=30)
@@ -103,7 +106,8 @@ def test_the_lock_is_free_while_a_pass_syncs_and_a_list_changed_meanwhile_waits(
         workloads = recorded_workloads(conf)
         if traced.poll() is None:  # a stopped kcm would outlive its tracer: kill it first
             if reconcile is not None:
-                os.kill(reconcile, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(reconcile, signal.SIGKILL)
             traced.kill()
             traced.wait()
         if holder is not None:
