@@ -76,13 +76,11 @@ def make_dirty(beside: Path, megabytes: int) -> None:
 
 
 def reconcile_row(what: str, dead: int, dirty_mb: int) -> str:
-    conf = make_directory(1000, dead_per_list=dead)
-    reconcile = ["reconcile", f"--conf-dir={conf}"]
-    count = fsyncs(reconcile)  # this pass frees them all
-    conf = make_directory(1000, dead_per_list=dead)
+    count = fsyncs(["reconcile", f"--conf-dir={make_directory(1000, dead_per_list=dead)}"])
+    conf = make_directory(1000, dead_per_list=dead)  # afresh: that pass freed them all
     make_dirty(conf, dirty_mb)
     started = time.perf_counter()
-    holds = holds_ms(reconcile)
+    holds = holds_ms(["reconcile", f"--conf-dir={conf}"])
     seconds = time.perf_counter() - started
     os.unlink(conf.parent / "dirty")
     held = " + ".join(f"{hold:.1f}" for hold in holds)
