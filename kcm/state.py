@@ -31,8 +31,9 @@ make a live task look dead. Two lines for one PID make the file an error.
 
 Every write goes to a ``.kcm-tmp-*`` file, is fsynced, renamed into place and the
 directory fsynced (reconcile's pass syncs all its files at once, between two lock
-holds: ``stage_tasks``). Readers skip ``.kcm-tmp-*`` files, the debris a crash may
-leave and reconcile's staged ones; reconcile removes debris. Anything else unexpected
+holds: ``stage_tasks``). Readers skip ``.kcm-tmp-*`` files: the debris a crash may
+leave, reconcile's staged files and the second names it gives the files it replaces
+until the lock is released; reconcile removes debris. Anything else unexpected
 (symlinks, unknown files, bad names or contents, overlapping CPU lists) is a ConfigError
 naming the path.
 """
@@ -339,8 +340,8 @@ class ConfigDir:
 
     def commit_staged(self, staged: list[StagedTasks]) -> list[StagedTasks]:
         """Rename into place each staged change whose CPU list is as it was when it was
-        staged (the same ``tasks`` file) and drop the rest: an isolate
-        changed them meanwhile, or they went; the next pass sees them afresh. Call under
+        read (the same ``tasks`` file) and drop the rest: an isolate changed them
+        meanwhile, or they went; the next pass sees them afresh. Call under
         the lock. A crash leaves each file old or new, never torn; the renames are not
         synced (a lost one leaves dead tasks for the next pass). What was committed.
 
