@@ -63,9 +63,9 @@ def stopped_by_sigstop(trace: Path) -> int | None:
     if not trace.exists():
         return None
     for line in trace.read_text().splitlines():
-        pid, _, event = line.partition(" ")
-        if event == "--- stopped by SIGSTOP ---":
-            return int(pid)
+        fields = line.split(maxsplit=1)  # strace pads the PID to a fixed width
+        if fields[1:] == ["--- stopped by SIGSTOP ---"]:
+            return int(fields[0])
     return None
 
 
