@@ -81,6 +81,10 @@ class ConfigDir:
     def __init__(self, path: str):
         self.path = path
         self.last_lock_wait = 0.0
+        self.replaced: list[str] = []
+        """Second names of the files renamed over under the lock, deleted once it is
+        released: freeing a file is most of the cost of renaming over it (60-90 us on
+        ext4), and that need not keep anyone waiting."""
 
     def _join(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
@@ -301,13 +305,13 @@ class ConfigDir:
         final = _format_info(tasks, stamps)
         if len(merged) > len(cpu_list.tasks):
             covering = _format_info(merged.values(), stamps)
-            _atomic_write(info_path, covering, sync=False, sync_dir=False)
-            _rename(temp, tasks_path, sync_dir=durable and final == covering)
+            _atomic_write(info_path, covering, sync=False, sync_dir=False, keep=self.replaced)
+            _rename(temp, tasks_path, sync_dir=durable and final == covering, keep=self.replaced)
             if final != covering:
-                _atomic_write(info_path, final, sync=False, sync_dir=durable)
+                _atomic_write(info_path, final, sync=False, sync_dir=durable, keep=self.replaced)
         else:
-            _rename(temp, tasks_path, sync_dir=False)
-            _atomic_write(info_path, final, sync=False, sync_dir=durable)
+            _rename(temp, tasks_path, sync_dir=False, keep=self.replaced)
+            _atomic_write(info_path, final, sync=False, sync_dir=durable, keep=self.replaced)
         cpu_list.tasks = list(tasks)
         cpu_list.stamp = stamp
 
@@ -343,19 +347,14 @@ class ConfigDir:
         read (the same ``tasks`` file) and drop the rest: an isolate changed them
         meanwhile, or they went; the next pass sees them afresh. Call under
         the lock. A crash leaves each file old or new, never torn; the renames are not
-        synced (a lost one leaves dead tasks for the next pass). What was committed.
-
-        The replaced files keep a second name until ``drop_replaced``: freeing a file's
-        blocks is most of the cost of renaming over it (60-90 us here), and that can
-        wait until the lock is released."""
+        synced (a lost one leaves dead tasks for the next pass). What was committed."""
         committed = []
         for change in staged:
             if self._unchanged_since_staged(change):
                 directory = self._join("pools", change.pool, change.cpu_list.place)
                 for temp, name in ((change.tasks_temp, "tasks"), (change.info_temp, "task-info")):
-                    path = os.path.join(directory, name)
-                    change.replaced += _second_name(path)
-                    _rename(temp, path, sync_dir=False)
+                    _rename(temp, os.path.join(directory, name), sync_dir=False,
+                            keep=self.replaced)
                 change.cpu_list.tasks = list(change.tasks)
                 change.cpu_list.stamp = change.stamp
                 committed.append(change)
@@ -363,11 +362,12 @@ class ConfigDir:
                 self.discard_staged([change])
         return committed
 
-    def drop_replaced(self, committed: list[StagedTasks]) -> None:
-        """Delete the files the commit replaced (call without the lock)."""
-        for change in committed:
-            for name in change.replaced:
-                _unlink_quietly(name)
+    def drop_replaced(self) -> None:
+        """Delete the files renamed over under the lock (``replaced``); the lock's
+        release calls it."""
+        for name in self.replaced:
+            _unlink_quietly(name)
+        self.replaced.clear()
 
     def discard_staged(self, staged: list[StagedTasks]) -> None:
         """Delete staged files that were not committed."""
@@ -561,8 +561,10 @@ class _Lock:
 
     def __exit__(self, *exc_info: object) -> None:
         os.close(self.fd)
+        held = time.monotonic() - self.acquired
+        if self.conf.replaced:
+            self.conf.drop_replaced()
         if log.enabled("DEBUG"):
-            held = time.monotonic() - self.acquired
             log.debug(f"lock {self.conf.path}: waited {self.conf.last_lock_wait:.6f}s "
                       f"held {held:.6f}s")
 
@@ -610,7 +612,7 @@ class _PoolRead:
 class StagedTasks:
     """New tasks for one CPU list, in temporary files beside its own until committed."""
 
-    __slots__ = ("cpu_list", "info_temp", "pool", "replaced", "stamp", "tasks", "tasks_temp")
+    __slots__ = ("cpu_list", "info_temp", "pool", "stamp", "tasks", "tasks_temp")
 
     def __init__(self, pool: str, cpu_list: CpuList, tasks: list[Task], tasks_temp: str,
                  stamp: tuple[int, int, int]):
@@ -620,7 +622,6 @@ class StagedTasks:
         self.tasks_temp = tasks_temp
         self.info_temp = ""
         self.stamp = stamp
-        self.replaced: list[str] = []  # second names of the files the commit replaced
 
     def temps(self) -> list[str]:
         return [name for name in (self.tasks_temp, self.info_temp) if name]
@@ -912,29 +913,34 @@ def _write_temp(path: str, text: str, sync: bool = True) -> tuple[str, tuple[int
     return temp, (info.st_ino, info.st_mtime_ns, info.st_size)
 
 
-def _second_name(path: str) -> list[str]:
-    """Link ``path`` to a ``.kcm-tmp-*`` name beside it, so that renaming over it does not
-    free it; the new name, or none when there is no file (or no link could be made)."""
+def _keep_second_name(path: str, keep: list[str]) -> None:
+    """Link ``path`` to a ``.kcm-tmp-*`` name beside it, added to ``keep``, so that
+    renaming over it does not free it yet. Nothing when there is no file (or no link)."""
     directory, name = os.path.split(path)
-    link = os.path.join(directory, f"{TMP_PREFIX}replaced-{name}-{os.getpid()}")
+    link = os.path.join(directory, f"{TMP_PREFIX}replaced-{name}-{os.getpid()}-{len(keep)}")
     try:
         os.link(path, link, follow_symlinks=False)
     except OSError:
-        return []
-    return [link]
+        return
+    keep.append(link)
 
 
-def _rename(temp: str, path: str, sync_dir: bool = True) -> None:
+def _rename(temp: str, path: str, sync_dir: bool = True, keep: list[str] | None = None) -> None:
+    """Rename ``temp`` over ``path``; with ``keep``, the file replaced keeps a second name
+    (see ``ConfigDir.replaced``)."""
     try:
+        if keep is not None:
+            _keep_second_name(path, keep)
         rename(temp, path, sync_dir)
     except OSError as error:
         _unlink_quietly(temp)
         raise ConfigError(f"cannot write {path}: {_reason(error)}") from None
 
 
-def _atomic_write(path: str, text: str, sync: bool = True, sync_dir: bool = True) -> None:
+def _atomic_write(path: str, text: str, sync: bool = True, sync_dir: bool = True,
+                  keep: list[str] | None = None) -> None:
     temp, _ = _write_temp(path, text, sync)
-    _rename(temp, path, sync_dir)
+    _rename(temp, path, sync_dir, keep)
 
 
 def _reason(error: OSError) -> str:

@@ -43,7 +43,6 @@ def reclaim(conf: ConfigDir, root: str) -> list[dict]:
     except BaseException:
         conf.discard_staged(staged)
         raise
-    conf.drop_replaced(committed)
     reclaimed = [entry for change in committed for entry in freed[id(change.cpu_list)]]
     return sorted(reclaimed, key=lambda entry: (entry["pid"], entry["pool"], entry["cpus"]))
 

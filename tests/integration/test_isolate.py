@@ -53,8 +53,10 @@ def test_the_command_runs_pinned_with_its_environment(kcm, conf, tmp_path):
     lines = (conf / "pools/dataplane/0/task-info").read_text().splitlines()
     info = next(line.split() for line in lines if not line.startswith("0 "))
     assert info[0] == str(proc.pid) and info[2] == str(report["pid"])
+    assert not list(conf.rglob(".kcm-tmp-*"))  # the replaced files are gone before it runs
     assert proc.wait(10) == 0
     assert tasks_of(conf)["dataplane/0"] == []
+    assert not list(conf.rglob(".kcm-tmp-*"))
 
 
 def test_shared_pool_gives_the_least_loaded_list(kcm, tmp_path):
@@ -195,6 +197,7 @@ def test_a_storm_of_isolates_never_double_allocates(kcm, conf):
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, "two workloads held one exclusive CPU list at once"
     assert tasks_of(conf) == {"dataplane/0": [], "dataplane/1": []}
+    assert not list(conf.rglob(".kcm-tmp-*"))
 
 
 def test_kill_9_keeps_the_list_while_the_workload_lives(kcm, conf, tmp_path):
