@@ -29,13 +29,13 @@ changed ``tasks`` since, the stamp no longer matches and every task of that CPU
 list falls back to "alive while the PID exists": a stale start time must never
 make a live task look dead. Two lines for one PID make the file an error.
 
-Every write goes to a ``.kcm-tmp-*`` file, is fsynced, renamed into place and the
-directory fsynced (reconcile's pass syncs all its files at once, between two lock
-holds: ``stage_tasks``). Readers skip ``.kcm-tmp-*`` files: the debris a crash may
-leave, reconcile's staged files and the second names it gives the files it replaces
-until the lock is released; reconcile removes debris. Anything else unexpected
-(symlinks, unknown files, bad names or contents, overlapping CPU lists) is a ConfigError
-naming the path.
+Every write goes to a ``.kcm-tmp-*`` file and is renamed into place; what must survive
+a crash (a grant, init's files) is fsynced with its directory, reconcile's pass syncs all
+its files at once between two lock holds (``stage_tasks``). Readers skip ``.kcm-tmp-*``
+files: the debris a crash may leave, reconcile's staged files and the second names the
+files renamed over keep until the lock is released (``ConfigDir.replaced``); reconcile
+removes debris. Anything else unexpected (symlinks, unknown files, bad names or contents,
+overlapping CPU lists) is a ConfigError naming the path.
 """
 
 from __future__ import annotations
