@@ -362,7 +362,7 @@ class ConfigDir:
                 self.discard_staged([change])
         return committed
 
-    def drop_replaced(self) -> None:
+    def _drop_replaced(self) -> None:
         """Delete the files renamed over under the lock (``replaced``); the lock's
         release calls it."""
         for name in self.replaced:
@@ -563,7 +563,7 @@ class _Lock:
         os.close(self.fd)
         held = time.monotonic() - self.acquired
         if self.conf.replaced:
-            self.conf.drop_replaced()
+            self.conf._drop_replaced()
         if log.enabled("DEBUG"):
             log.debug(f"lock {self.conf.path}: waited {self.conf.last_lock_wait:.6f}s "
                       f"held {held:.6f}s")
