@@ -24,15 +24,16 @@ def reclaim(conf: ConfigDir, root: str) -> list[dict]:
         config = conf.load()
         conf.remove_debris()
     changes = []
-    freed: dict[int, list[dict]] = {}
+    freed: dict[tuple[str, str], list[dict]] = {}  # by (pool, CPU list)
     for pool in config.pools.values():
         for cpu_list in pool.cpu_lists.values():
             live = [task for task in cpu_list.tasks if task_alive(root, task)]
             if len(live) == len(cpu_list.tasks):
                 continue
             changes.append((pool.name, cpu_list, live))
-            freed[id(cpu_list)] = [{"pool": pool.name, "cpus": cpu_list.name, "pid": task.pid}
-                                   for task in cpu_list.tasks if task not in live]
+            freed[pool.name, cpu_list.name] = [
+                {"pool": pool.name, "cpus": cpu_list.name, "pid": task.pid}
+                for task in cpu_list.tasks if task not in live]
     staged = conf.stage_tasks(changes)
     if not staged:
         return []
@@ -43,7 +44,8 @@ def reclaim(conf: ConfigDir, root: str) -> list[dict]:
     except BaseException:
         conf.discard_staged(staged)
         raise
-    reclaimed = [entry for change in committed for entry in freed[id(change.cpu_list)]]
+    reclaimed = [entry for change in committed
+                 for entry in freed[change.pool, change.cpu_list.name]]
     return sorted(reclaimed, key=lambda entry: (entry["pid"], entry["pool"], entry["cpus"]))
 
 

@@ -1,4 +1,5 @@
-"""``kcm reconcile``: dead and reused PIDs freed, live ones kept, one lock hold."""
+"""``kcm reconcile``: dead and reused PIDs freed, live ones kept, the lock free while a
+pass checks, writes and syncs."""
 
 import contextlib
 import json
