@@ -13,7 +13,7 @@ from kcm.enforcement import Holder, held_cpus, plan_cpusets, plan_irqs, violatio
 from kcm.env import read_node_topology
 from kcm.errors import KcmError
 from kcm.kernfs import VANISHED
-from kcm.procfs import host_proc_root, task_alive, user_threads
+from kcm.procfs import Liveness, host_proc_root, user_threads
 from kcm.state import ConfigDir
 
 
@@ -31,15 +31,17 @@ class Enforcer:
         with self.conf.locked(shared=True):
             config = self.conf.load(warn_overlap=False)
         found = []
+        liveness = Liveness(self.proc_root)
         for pool in config.pools.values():
             if not pool.exclusive:
                 continue
             for cpu_list in pool.cpu_lists.values():
                 for task in cpu_list.tasks:
-                    if task_alive(self.proc_root, task):
-                        pids = frozenset(p for p in (task.pid, task.child) if p)
-                        found.append(Holder(pids, cpu_list.cpus, self.cgroup_of(task.child
-                                                                                 or task.pid)))
+                    if pids := liveness.holders(task):
+                        # The workload's container: its main process's, else any holder's.
+                        inside = task.child if task.child in pids else pids[-1]
+                        found.append(Holder(frozenset(pids), cpu_list.cpus,
+                                            self.cgroup_of(inside)))
         return found
 
     def container_cpusets(self) -> dict[str, frozenset[int]]:

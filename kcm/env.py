@@ -21,6 +21,7 @@ DEFAULT_PROC_FS = "/proc"
 DEFAULT_SYSFS = "/sys"
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_API_RETRY_SECONDS = 30.0
+DEFAULT_STOP_GRACE = 10.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 VARIABLES = {
@@ -34,6 +35,9 @@ VARIABLES = {
     "KCM_NUM_CORES": "default for isolate --num-cores (1)",
     "KCM_LOG_LEVEL": f"{', '.join(LOG_LEVELS)} (INFO)",
     "KCM_RECONCILE_SLEEP_TIME": "default for reconcile --interval (unset: run once)",
+    "KCM_STOP_GRACE": "seconds kcm isolate gives what is left of a workload, once its main "
+                      "process has exited, between SIGTERM and SIGKILL "
+                      f"({DEFAULT_STOP_GRACE:g}; 0 = SIGKILL at once)",
     "KCM_API_RETRY_SECONDS": "how long Kubernetes calls retry a failing API server "
                              f"({DEFAULT_API_RETRY_SECONDS:g})",
     "KCM_BUNDLE_DIR": "the bundle kcm install copies (see kcm install --help)",
@@ -106,6 +110,11 @@ def check_log_level() -> None:
 def reconcile_sleep_time() -> float | None:
     text = _get("KCM_RECONCILE_SLEEP_TIME")
     return seconds(text, "KCM_RECONCILE_SLEEP_TIME") if text else None
+
+
+def stop_grace() -> float:
+    text = _get("KCM_STOP_GRACE")
+    return seconds(text, "KCM_STOP_GRACE", allow_zero=True) if text else DEFAULT_STOP_GRACE
 
 
 def api_retry_seconds() -> float:

@@ -18,16 +18,22 @@ _POOL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 # path of every workload, where importing dataclasses or collections costs milliseconds.
 class Task:
     """A ``kcm isolate`` process holding a CPU list: its host PID and start time
-    (clock ticks after boot), and those of the workload it runs (None if unknown)."""
+    (clock ticks after boot), and those of the workload it runs (None if unknown).
 
-    __slots__ = ("child", "child_start", "pid", "start")
+    ``listed_ns`` is None when kcm wrote the ``tasks`` file naming this task together
+    with these start times (they are the truth); otherwise it is when ``tasks`` was last
+    written (ns since the epoch) by a writer that may not know them, so a live process
+    under the PID that started before then may be the one that writer meant."""
+
+    __slots__ = ("child", "child_start", "listed_ns", "pid", "start")
 
     def __init__(self, pid: int, start: int | None = None, child: int | None = None,
-                 child_start: int | None = None):
+                 child_start: int | None = None, listed_ns: int | None = None):
         self.pid = pid
         self.start = start
         self.child = child
         self.child_start = child_start
+        self.listed_ns = listed_ns
 
     def _key(self) -> tuple:
         return (self.pid, self.start, self.child, self.child_start)
@@ -45,17 +51,28 @@ class Task:
 class CpuList:
     """One CPU list of a pool: ``name`` is its directory name as on disk, ``place`` its
     directory inside the pool (the name, or ``SOCKET/NAME`` in CMK v1.4.1's layout);
-    ``stamp`` identifies the ``tasks`` file as read (None before it exists)."""
+    ``stamp`` identifies the ``tasks`` file as read (None before it exists).
 
-    __slots__ = ("cpus", "name", "place", "stamp", "tasks")
+    ``unreadable`` says why a line of its ``tasks`` or ``task-info`` could not be read
+    (None when all could): such a list counts as held, is never granted and never
+    rewritten, and ``tasks`` holds only what could be read."""
+
+    __slots__ = ("cpus", "name", "place", "stamp", "tasks", "unreadable")
 
     def __init__(self, name: str, cpus: CpuSet, tasks: list[Task] | None = None,
-                 stamp: tuple[int, int, int] | None = None, place: str | None = None):
+                 stamp: tuple[int, int, int] | None = None, place: str | None = None,
+                 unreadable: str | None = None):
         self.name = name
         self.cpus = cpus
         self.tasks = tasks if tasks is not None else []
         self.stamp = stamp
         self.place = place or name
+        self.unreadable = unreadable
+
+    @property
+    def held(self) -> bool:
+        """Recorded as held (not yet judged against the processes)."""
+        return bool(self.tasks) or self.unreadable is not None
 
     def __repr__(self) -> str:
         return f"CpuList({self.name!r}, tasks={self.tasks!r})"

@@ -4,7 +4,7 @@ as a report sees it, the host's processes, and what enforcement has achieved."""
 from kcm.errors import KcmError
 from kcm.model import Config
 from kcm.node_report import Processes
-from kcm.procfs import allowed_cpus, task_alive
+from kcm.procfs import Liveness, allowed_cpus
 from kcm.state import ConfigDir
 
 
@@ -19,7 +19,7 @@ def read_config(conf: ConfigDir) -> tuple[Config | None, KcmError | None]:
 
 
 def host_processes(root: str) -> Processes:
-    return Processes(alive=lambda task: task_alive(root, task),
+    return Processes(alive=Liveness(root),
                      allowed_cpus=lambda pid: allowed_cpus(root, pid))
 
 

@@ -55,16 +55,22 @@ def _read_text(path: str) -> str:
 
 
 class ProcessStat:
-    """A process's PID, state letter and start time in clock ticks after boot (field
-    22 of stat): with the PID, the start time identifies a process even after the PID
-    is reused."""
+    """A process's PID, state letter, parent, process group and start time in clock
+    ticks after boot (field 22 of stat): with the PID, the start time identifies a
+    process even after the PID is reused."""
 
-    __slots__ = ("pid", "start", "state")
+    __slots__ = ("group", "parent", "pid", "start", "state")
 
-    def __init__(self, pid: int, state: str, start: int):
+    def __init__(self, pid: int, state: str, start: int, parent: int = 0, group: int = 0):
         self.pid = pid
         self.state = state
         self.start = start
+        self.parent = parent
+        self.group = group
+
+    @property
+    def running(self) -> bool:
+        return self.state not in ("Z", "X", "x")
 
 
 def parse_stat(text: str) -> ProcessStat:
@@ -73,7 +79,8 @@ def parse_stat(text: str) -> ProcessStat:
     fields = tail.split()
     if not head or len(fields) < 20:
         raise ValueError("truncated stat line")
-    return ProcessStat(pid=int(head.split(" (", 1)[0]), state=fields[0], start=int(fields[19]))
+    return ProcessStat(pid=int(head.split(" (", 1)[0]), state=fields[0], start=int(fields[19]),
+                       parent=int(fields[1]), group=int(fields[2]))
 
 
 def read_stat(root: str, pid: int | str) -> ProcessStat | None:
@@ -106,14 +113,100 @@ def is_running(root: str, pid: int | None, start: int | None) -> bool:
     if pid is None:
         return False
     found = read_stat(root, pid)
-    if found is None or found.state in ("Z", "X", "x"):
+    if found is None or not found.running:
         return False
     return start is None or found.start == start
 
 
+def all_processes(root: str) -> list[ProcessStat]:
+    """Every live process of the procfs (zombies left out)."""
+    found = []
+    for name in os.listdir(root):
+        if name.isdigit() and (stat := read_stat(root, name)) is not None and stat.running:
+            found.append(stat)
+    return found
+
+
+LISTING_MARGIN_NS = 2_000_000_000
+"""How much later than a ``tasks`` file's time a process must have started to be proven
+not the one that file names (boot time in /proc/stat is whole seconds and drifts)."""
+
+
+class Liveness:
+    """Judges the tasks of the directory against the host procfs.
+
+    A task holds its CPU list while any process of its workload lives: the ``kcm
+    isolate`` process, the workload it started, or any process of the process group
+    either of them leads (what is left when both are gone: a shell's children, a
+    daemon). The kernel never gives a PID to a new process while it still names a
+    process group, so a live member of group P that started no earlier than P's
+    recorded start belongs to that workload. The procfs is scanned for groups at most
+    once per judge, and only when a task's own two processes are gone."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self._groups: dict[int, list[ProcessStat]] | None = None
+        self._boot_ns: int | None = None
+
+    def __call__(self, task: Task) -> bool:
+        return (is_running(self.root, task.pid, task.start)
+                or is_running(self.root, task.child, task.child_start)
+                or self._listed_after_start(task)
+                or bool(self.survivors(task)))
+
+    def holders(self, task: Task) -> list[int]:
+        """The live PIDs that hold the task's CPU list (empty: the task is dead)."""
+        own = [pid for pid, start in ((task.pid, task.start), (task.child, task.child_start))
+               if is_running(self.root, pid, start)]
+        if not own and self._listed_after_start(task):
+            own = [task.pid]
+        return sorted(set(own) | set(self.survivors(task)))
+
+    def survivors(self, task: Task) -> list[int]:
+        """Live members of the process groups led by the task's processes."""
+        if self._groups is None:
+            self._groups = {}
+            for process in all_processes(self.root):
+                self._groups.setdefault(process.group, []).append(process)
+        found = []
+        for leader, start in ((task.pid, task.start), (task.child, task.child_start)):
+            if leader:
+                found += [p.pid for p in self._groups.get(leader, ())
+                          if start is None or p.start >= start]
+        return found
+
+    def _listed_after_start(self, task: Task) -> bool:
+        """A task line kcm did not write with its ``tasks`` file, whose PID is now a
+        process that started before that file was last written: the writer may mean
+        that process, so it holds (never free a live process on a stale start time)."""
+        if task.listed_ns is None or task.start is None:
+            return False
+        found = read_stat(self.root, task.pid)
+        if found is None or not found.running:
+            return False
+        return self._started_ns(found.start) <= task.listed_ns + LISTING_MARGIN_NS
+
+    def _started_ns(self, start_ticks: int) -> int:
+        if self._boot_ns is None:
+            self._boot_ns = _boot_time_ns(self.root)
+        return self._boot_ns + start_ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _boot_time_ns(root: str) -> int:
+    """``btime`` of /proc/stat (after the long ``intr`` line: read it all)."""
+    try:
+        with open(f"{root}/stat", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"btime "):
+                    return int(line.split()[1]) * 1_000_000_000
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0  # unknown: every process looks started long before any file was written
+
+
 def task_alive(root: str, task: Task) -> bool:
-    """A task holds its CPU list while its kcm process or its workload child lives."""
-    return is_running(root, task.pid, task.start) or is_running(root, task.child, task.child_start)
+    """One task judged on its own (``Liveness`` judges many with one scan)."""
+    return Liveness(root)(task)
 
 
 def allowed_cpus(root: str, pid: int | str) -> str | None:

@@ -93,7 +93,7 @@ def release(store: Store, pool: str, held: list[str], task: Task) -> None:
     """Take ``task`` out of the CPU lists it held (the caller holds the lock)."""
     for cpu_list in store.load_cpu_lists(pool, held):
         remaining = [t for t in cpu_list.tasks if t.pid != task.pid]
-        if len(remaining) != len(cpu_list.tasks):
+        if len(remaining) != len(cpu_list.tasks) and cpu_list.unreadable is None:
             store.save_tasks(pool, cpu_list, remaining)
 
 
@@ -122,11 +122,11 @@ def _exclusive(pool: Pool, request: Request, alive: Callable[[Task], bool],
     if wanted > len(candidates):
         raise AllocationError(
             f"requested {wanted} CPU lists but pool {pool.name} has only {len(candidates)}{on}")
-    free = [cl for cl in candidates if not cl.tasks]
+    free = [cl for cl in candidates if not cl.held]
     reclaimed = []
     if len(free) < wanted:
         for cpu_list in candidates:
-            if not cpu_list.tasks:
+            if not cpu_list.tasks or cpu_list.unreadable:
                 continue
             live = [task for task in cpu_list.tasks if alive(task)]
             if len(live) < len(cpu_list.tasks):
@@ -157,7 +157,8 @@ def _exclusive(pool: Pool, request: Request, alive: Callable[[Task], bool],
 def _shared(pool: Pool, request: Request, where: tuple[str, CpuSet] | None) -> Choice:
     if request.explicit_num_cores and request.num_cores != 1:
         raise AllocationError(f"--num-cores applies to exclusive pools; pool {pool.name} is shared")
-    candidates = [cl for cl in pool.cpu_lists.values() if where is None or cl.cpus & where[1]]
+    candidates = [cl for cl in pool.cpu_lists.values()
+                  if (where is None or cl.cpus & where[1]) and cl.unreadable is None]
     if not candidates:
         on = f" on {where[0]}" if where else ""
         raise AllocationError(f"pool {pool.name} has no CPU lists{on}")

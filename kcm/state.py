@@ -50,6 +50,7 @@ from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist, parse_cpulist
 from kcm.durable import fsync_path, rename, sync_filesystem, write_file
 from kcm.errors import ConfigError, ConfigMissing, CpuListError, LockTimeout
+from kcm.inputs import MAX_PID
 from kcm.model import (
     Config,
     CpuList,
@@ -740,24 +741,48 @@ def _parse_cpu_list(read: _ListRead) -> CpuList:
     name = split_place(read.place)[1]
     cpus = _list_cpus(path, name)
     tasks_path = f"{path}/tasks"
-    text = read.tasks.strip()
-    pids = [] if not text else [_pid(item, tasks_path) for item in text.split(",")]
-    if len(set(pids)) != len(pids):
-        raise ConfigError(f"{tasks_path}: a PID is listed twice ({_quote(text)})")
+    problems: list[str] = []
+    pids = _pids(read.tasks, tasks_path, problems)
     info: dict[int, Task] = {}
     if read.info is not None:
-        info, stamps = _parse_info(read.info, f"{path}/task-info")
-        if stamps and read.stamp not in stamps:
-            info = {}  # tasks changed behind kcm's back: trust PIDs alone
+        try:
+            info, stamps = _parse_info(read.info, f"{path}/task-info")
+        except ConfigError as error:
+            problems.append(str(error))
+            info, stamps = {}, []
+        if read.stamp not in stamps:
+            # Another writer (or a touch) changed tasks since kcm wrote these lines: each
+            # still names its process, but a PID may now mean a process that started
+            # before tasks was written (procfs.Liveness).
+            listed = read.stamp[1] if read.stamp else 0
+            info = {pid: Task(t.pid, t.start, t.child, t.child_start, listed)
+                    for pid, t in info.items()}
+    unreadable = "; ".join(problems) or None
+    if unreadable:
+        log.warning(f"{unreadable} (this CPU list counts as held until it is mended)")
     return CpuList(name, cpus, [info.get(pid, Task(pid)) for pid in pids], read.stamp,
-                   read.place)
+                   read.place, unreadable)
 
 
-def _pid(text: str, path: str) -> int:
-    value = text.strip()
-    if not (value.isascii() and value.isdigit()) or len(value) > 7 or int(value) <= 0:
-        raise ConfigError(f"{path}: {_quote(value)} is not a PID")
-    return int(value)
+def _pids(text: str, path: str, problems: list[str]) -> list[int]:
+    """The PIDs of a ``tasks`` file. A PID no system can have (0, or above
+    MAX_PID: the original KCM's tests write 1234561231 for "dead") is reported and
+    kept, to be judged not running; any other word is a problem of the list."""
+    pids: list[int] = []
+    stripped = text.strip()
+    for item in stripped.split(",") if stripped else []:
+        value = item.strip()
+        if not (value.isascii() and value.isdigit()) or len(value) > 24:
+            problems.append(f"{path}: {_quote(value)} is not a PID")
+            continue
+        pid = int(value)
+        if pid in pids:
+            problems.append(f"{path}: PID {pid} is listed twice")
+            continue
+        if not 0 < pid <= MAX_PID:
+            log.warning(f"{path}: {pid} cannot be a PID on any system: taken as not running")
+        pids.append(pid)
+    return pids
 
 
 def _parse_info(text: str, path: str) -> tuple[dict[int, Task], list[tuple[int, int, int]]]:

@@ -9,6 +9,15 @@ lock is never held while a process is being created.
 Forwarded signals are blocked from before the fork until the child has been told
 to go, then delivered to it; so a signal that arrives early is not lost and the
 exit status always tells what happened to the workload (128+N for signal N).
+
+The lease covers the workload's whole process tree. kcm isolate is a child subreaper
+(PID 1 is one already), so every descendant whose parent dies becomes its child and
+"no child left" means "no process of the workload left". The workload leads a process
+group of its own (unless kcm isolate runs in the foreground of a terminal, where the
+terminal's job control keeps the job one group): forwarded signals reach that group
+and every other descendant. When the main process exits, what is left of the workload
+gets SIGTERM, then SIGKILL after ``KCM_STOP_GRACE`` seconds, and the CPU lists are
+released only once the last of it is gone, as a container runtime ends a container.
 """
 
 from __future__ import annotations
@@ -19,8 +28,8 @@ import _signal as signal
 import os
 
 from kcm.cpuset import CpuSet, format_cpulist, format_mask, parse_cpulist
-from kcm.errors import ProcessError
-from kcm.procfs import self_stat
+from kcm.errors import InputError, ProcessError
+from kcm.procfs import ProcessStat, all_processes, self_stat
 
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
 if TYPE_CHECKING:
@@ -43,9 +52,13 @@ _COMPOUND = frozenset(";&|\n(){}")
 def shell_form(argv: Sequence[str]) -> list[str]:
     """The originals' form: one command word that is not itself a command and contains
     whitespace or shell syntax runs under ``/bin/sh -c``; any other argv runs as it is.
-    A simple command (no ``; & | ( ) { }``, newline or leading assignment) is run with
-    ``exec``, so the shell becomes it and signals and exit status reach it directly; in a
-    compound one the shell stays and receives the signals."""
+    A simple command of a program (no ``; & | ( ) { }``, newline or leading assignment,
+    and a first word that is an executable, not a builtin like ``exit`` or ``cd``) is
+    run with ``exec``, so the shell becomes it; otherwise the shell stays, and its exit
+    status is the last command's. Either way the signals kcm forwards reach every
+    process of the workload."""
+    if not argv or not argv[0].strip():
+        raise InputError("the command is empty: give the command to run after the options")
     if len(argv) != 1 or not any(c.isspace() or c in _SHELL_SYNTAX for c in argv[0]):
         return list(argv)
     try:
@@ -54,11 +67,23 @@ def shell_form(argv: Sequence[str]) -> list[str]:
     except ProcessError:
         pass
     text = argv[0]
-    name, equals, _ = text.split(None, 1)[0].partition("=")
+    first = text.split(None, 1)[0]
+    name, equals, _ = first.partition("=")
     assignment = bool(equals) and name.isidentifier()
-    if any(c in _COMPOUND for c in text) or assignment:
+    if any(c in _COMPOUND for c in text) or assignment or not _is_program(first):
         return [SHELL, "-c", text]
     return [SHELL, "-c", f"exec {text}"]
+
+
+def _is_program(word: str) -> bool:
+    """A plain word that names an executable (what ``exec WORD`` can run)."""
+    if any(c in _SHELL_SYNTAX for c in word):
+        return False
+    try:
+        find_executable(word)
+        return True
+    except ProcessError:
+        return False
 
 
 def find_executable(name: str) -> str:
@@ -83,11 +108,39 @@ def find_executable(name: str) -> str:
     raise error
 
 
+PR_SET_CHILD_SUBREAPER = 36
+KILL_SWEEP = 1.0
+"""Seconds between SIGKILL sweeps once the grace period is over (a process forked as
+the first sweep ran is caught by the next)."""
+
+
+def become_subreaper() -> None:
+    """Adopt the workload's orphans (prctl PR_SET_CHILD_SUBREAPER); PID 1 already does."""
+    if os.getpid() == 1:
+        return
+    import ctypes  # ~1.5 ms; the standard library has no prctl
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise ProcessError(f"cannot adopt the workload's processes: "
+                           f"{os.strerror(ctypes.get_errno())}")
+
+
+def in_terminal_foreground() -> bool:
+    """True when this process's group is the foreground job of its terminal."""
+    try:
+        return os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
 class Workload:
     """A forked child waiting to exec ``argv`` once it is told which CPUs it has."""
 
     def __init__(self, executable: str, argv: Sequence[str], proc_root: str):
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+        become_subreaper()
+        self.own_group = not in_terminal_foreground()
         report_r, report_w = os.pipe()
         go_r, go_w = os.pipe()
         error_r, error_w = os.pipe()
@@ -96,7 +149,14 @@ class Workload:
             os.close(report_r)
             os.close(go_w)
             os.close(error_r)
+            if self.own_group:
+                os.setpgid(0, 0)
             _child(executable, list(argv), proc_root, report_w, go_r, error_w)
+        if self.own_group:
+            try:
+                os.setpgid(pid, pid)  # also here, so no signal finds it in our group
+            except OSError:
+                pass  # it did it itself (and may have exec'd)
         os.close(report_w)
         os.close(go_r)
         os.close(error_w)
@@ -104,6 +164,7 @@ class Workload:
         self._go = go_w
         self._errors = error_r
         self._reaped = False
+        self._status: int | None = None
         report = _read_all(report_r)
         os.close(report_r)
         fields = report.split()
@@ -135,25 +196,63 @@ class Workload:
             error.exit_code = int(code) if code in ("1", "126", "127") else 1
             raise error
 
-    def wait(self) -> int:
-        """Forward signals to the running child, wait for it; its exit status."""
+    def wait(self, grace: float) -> int:
+        """Forward signals to the workload, wait until no process of it is left; the
+        main process's exit status. What outlives the main process gets SIGTERM, and
+        SIGKILL ``grace`` seconds later."""
         def forward(signum, _frame):
-            if not self._reaped:
-                try:
-                    os.kill(self.pid, signum)
-                except ProcessLookupError:
-                    pass
+            self.signal_all(signum)
+
+        def expire(_signum, _frame):
+            self.signal_all(signal.SIGKILL)
+            signal.setitimer(signal.ITIMER_REAL, KILL_SWEEP)  # again, for late forks
 
         for signum in FORWARDED_SIGNALS:
             signal.signal(signum, forward)
+        signal.signal(signal.SIGALRM, expire)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
-        reap_orphans = os.getpid() == 1
         while True:
-            pid, status = os.waitpid(-1 if reap_orphans else self.pid, 0)
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break  # no descendant left: we adopt every orphan
             if pid == self.pid:
                 self._reaped = True
                 code = os.waitstatus_to_exitcode(status)
-                return code if code >= 0 else 128 - code
+                self._status = code if code >= 0 else 128 - code
+                if self.signal_all(signal.SIGTERM) and grace > 0:
+                    signal.setitimer(signal.ITIMER_REAL, grace)
+                elif grace <= 0:
+                    self.signal_all(signal.SIGKILL)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        assert self._status is not None
+        return self._status
+
+    def signal_all(self, signum: int) -> bool:
+        """Send ``signum`` to every process of the workload, once each; whether there
+        was any. SIGTERM and SIGKILL after the main process has gone also send SIGCONT,
+        so a stopped process can end."""
+        # The group keeps its number while any member lives, even after the main
+        # process has gone: the kernel gives no new process a PID that names a group.
+        group = self.pid if self.own_group else None
+        others = [p for p in descendants(os.getpid()) if group is None or p.group != group]
+        targets = [] if self._reaped or group is not None else [self.pid]  # in the scan too
+        targets += [p.pid for p in others if p.pid not in targets]
+        sent = False
+        for send in (signum, signal.SIGCONT) if self._reaped else (signum,):
+            if group is not None:
+                try:
+                    os.killpg(group, send)
+                    sent = True
+                except OSError:
+                    pass
+            for pid in targets:
+                try:
+                    os.kill(pid, send)
+                    sent = True
+                except OSError:
+                    pass
+        return sent
 
     def _wait_quietly(self) -> None:
         try:
@@ -161,6 +260,19 @@ class Workload:
         except ChildProcessError:
             pass
         self._reaped = True
+
+
+def descendants(pid: int) -> list[ProcessStat]:
+    """Every live process below ``pid`` in this PID namespace's /proc."""
+    children: dict[int, list[ProcessStat]] = {}
+    for process in all_processes("/proc"):
+        children.setdefault(process.parent, []).append(process)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child.pid)
+    return found
 
 
 def _read_all(fd: int) -> str:

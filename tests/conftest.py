@@ -56,8 +56,10 @@ class Kcm:
                                  f"{result.stderr}")
         return result
 
-    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
-        return subprocess.Popen([KCM, *args], env=self.env, **kwargs)
+    def popen(self, *args: str, env_overrides: dict[str, str] | None = None,
+              **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([KCM, *args], env={**self.env, **(env_overrides or {})},
+                                **kwargs)
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """``kcm isolate``: take CPU lists from a pool, run the command pinned to them, give
 them back when it exits. Imports only the standard library and kcm's small modules."""
 
+import os
+
 from kcm import env, log
 from kcm.cpuset import CpuSet, format_cpulist
 from kcm.env import read_cpu_siblings, read_node_topology
 from kcm.errors import KcmError
 from kcm.model import Task, split_place
-from kcm.procfs import host_proc_root, self_stat, task_alive
+from kcm.procfs import Liveness, host_proc_root, self_stat
 from kcm.selection import Request, grant, lists_overlapping, release, shared_pools
 from kcm.state import ConfigDir, conf_dir_from
 from kcm.supervise import Workload, assigned_env, find_executable, shell_form
@@ -15,6 +17,7 @@ from kcm.supervise import Workload, assigned_env, find_executable, shell_form
 def run(args) -> int:
     command = shell_form(args.command_argv)
     executable = find_executable(command[0])
+    grace = env.stop_grace()
     request = Request(
         pool=args.pool,
         num_cores=args.num_cores if args.num_cores is not None else env.num_cores() or 1,
@@ -45,15 +48,29 @@ def run(args) -> int:
     except KcmError:
         _release(conf, args.pool, held, task)
         raise
-    status = workload.wait()
+    # This process is the PID describe shows: pinned with its workload, it tells the
+    # truth to `taskset -p`; it only sleeps in waitpid there. It leaves the CPUs before
+    # giving them back, so no process of ours is on them once another task may be.
+    own = os.sched_getaffinity(0)
+    if not args.no_affinity:
+        _set_affinity(pinned)
+    status = workload.wait(grace)
+    _set_affinity(own)
     _release(conf, args.pool, held, task)
     return status
+
+
+def _set_affinity(cpus: CpuSet) -> None:
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        pass  # outside our cpuset: the workload is pinned, the supervisor stays as it is
 
 
 def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[CpuSet, list[str]]:
     """Under the lock: choose CPU lists, record the task in each; (CPUs, list names)."""
     with conf.locked():
-        cpus, held, reclaimed = grant(conf, request, task, lambda other: task_alive(root, other),
+        cpus, held, reclaimed = grant(conf, request, task, Liveness(root),
                                       read_node_topology, read_cpu_siblings)
     for name in reclaimed:
         log.info(f"reclaimed pool {request.pool} CPU list {name} from dead tasks")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kcm import env, jsontext
+from kcm import env, jsontext, log
 from kcm.output import emit
-from kcm.procfs import host_proc_root, task_alive
+from kcm.procfs import Liveness, host_proc_root, is_running
 from kcm.state import ConfigDir, conf_dir_from
 
 TYPE_CHECKING = False
@@ -25,9 +25,17 @@ def reclaim(conf: ConfigDir, root: str) -> list[dict]:
         conf.remove_debris()
     changes = []
     freed: dict[tuple[str, str], list[dict]] = {}  # by (pool, CPU list)
+    alive = Liveness(root)
     for pool in config.pools.values():
         for cpu_list in pool.cpu_lists.values():
-            live = [task for task in cpu_list.tasks if task_alive(root, task)]
+            if cpu_list.unreadable:
+                continue  # reported when read; nothing of it is freed
+            live = [task for task in cpu_list.tasks if alive(task)]
+            for task in live:
+                if not is_running(root, task.pid, task.start):
+                    pids = "+".join(map(str, alive.holders(task)))
+                    log.info(f"pool {pool.name} CPU list {cpu_list.name} stays held: kcm "
+                             f"process {task.pid} is gone, its workload runs as {pids}")
             if len(live) == len(cpu_list.tasks):
                 continue
             changes.append((pool.name, cpu_list, live))

@@ -10,7 +10,7 @@ from kcm.install import uninstall as remove_bundle
 from kcm.names import NODE_LABEL
 from kcm.node_patch import capacity_patch, label_patch, taint_update
 from kcm.output import emit
-from kcm.procfs import host_proc_root, task_alive
+from kcm.procfs import Liveness, host_proc_root
 from kcm.state import ConfigDir, conf_dir_from
 
 
@@ -31,10 +31,10 @@ def live_tasks(conf: ConfigDir) -> list[int]:
             except OSError:
                 pass  # never made (the directory refused it), or already gone
         raise
-    root = host_proc_root()
+    alive = Liveness(host_proc_root())
     return sorted({task.pid for pool in config.pools.values()
                    for cpu_list in pool.cpu_lists.values() for task in cpu_list.tasks
-                   if task_alive(root, task)})
+                   if alive(task)})
 
 
 def check_removable(conf: ConfigDir) -> None:

@@ -271,11 +271,17 @@ def test_a_full_pool(kcm, conf, tmp_path):
                              "1 requested\n")
 
 
-def test_a_bad_directory(kcm, conf, tmp_path):
+def test_a_list_with_a_line_kcm_cannot_read_is_held_and_reported(kcm, conf, tmp_path):
+    """Its list is never granted nor rewritten; the others still are."""
     (conf / "pools/dataplane/0/tasks").write_text("12,x")
-    result = kcm.run("isolate", f"--conf-dir={conf}", "--pool=dataplane", "true")
-    assert result.returncode == 1
-    assert "is not a PID" in result.stderr and str(conf) in result.stderr
+    result = kcm.run("isolate", f"--conf-dir={conf}", "--pool=dataplane", "sh", "-c",
+                     'echo "$KCM_CPUS_ASSIGNED"')
+    assert result.returncode == 0 and result.stdout == "1\n"
+    assert f"{conf}/pools/dataplane/0/tasks: 'x' is not a PID" in result.stderr
+    assert (conf / "pools/dataplane/0/tasks").read_text() == "12,x"
+    (conf / "pools/dataplane/1/tasks").write_text(str(os.getpid()))
+    full = kcm.run("isolate", f"--conf-dir={conf}", "--pool=dataplane", "true")
+    assert full.returncode == 1 and "pool dataplane is full" in full.stderr
     assert (conf / "pools/dataplane/0/tasks").read_text() == "12,x"
 
 

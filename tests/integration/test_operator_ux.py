@@ -93,7 +93,8 @@ def test_describe_after_a_killed_isolate_shows_the_workload_that_still_holds_the
         assert described["pools"]["dataplane"]["cpuLists"]["1"]["tasks"] == [isolate.pid]
         assert described["deadTasks"] == [{"pool": "dataplane", "cpuList": "1",
                                            "pid": isolate.pid, "workloadPid": workload[0],
-                                           "workloadAlive": True}]
+                                           "workloadAlive": True,
+                                           "holdingPids": [workload[0]]}]
         table = kcm.run("describe", f"--conf-dir={conf}", "-o", "table", check=True).stdout
         assert f"{isolate.pid}(dead)>{workload[0]}" in table
     finally:

@@ -28,25 +28,90 @@ def own_start_time() -> int:
         return int(handle.read().rpartition(")")[2].split()[19])
 
 
+def stamp_line(tasks: Path) -> str:
+    """The line kcm writes into task-info for the tasks file it wrote with it."""
+    info = tasks.stat()
+    return f"0 {info.st_ino} {info.st_mtime_ns} {info.st_size}\n"
+
+
 def test_dead_and_reused_pids_are_reclaimed_live_ones_kept(kcm, tmp_path):
-    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0", "1"]),
-                                        "infra": (False, ["2-3"])})
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0", "1", "2", "3"]),
+                                        "infra": (False, ["4-5"])})
     gone = dead_pid()
     me = os.getpid()
     (conf / "pools/dataplane/0/tasks").write_text(str(gone))
-    # A live PID whose recorded start time is not its own: the PID was reused.
-    (conf / "pools/dataplane/1/tasks").write_text(str(me))
-    (conf / "pools/dataplane/1/task-info").write_text(f"{me} {own_start_time() + 1} - -\n")
+    # A live PID whose start time, recorded by kcm with this tasks file, is not its own:
+    # the PID was reused.
+    reused = conf / "pools/dataplane/1/tasks"
+    reused.write_text(str(me))
+    (conf / "pools/dataplane/1/task-info").write_text(
+        stamp_line(reused) + f"{me} {own_start_time() + 1} - -\n")
+    # The same line without kcm's stamp (an older kcm, or tasks rewritten by another
+    # tool): the live process started before tasks was written, so the writer may mean
+    # it; it is kept.
+    (conf / "pools/dataplane/2/tasks").write_text(str(me))
+    (conf / "pools/dataplane/2/task-info").write_text(f"{me} {own_start_time() + 1} - -\n")
+    # ... unless tasks was written before that process started: then it is a reuse.
+    old = conf / "pools/dataplane/3/tasks"
+    old.write_text(str(me))
+    (conf / "pools/dataplane/3/task-info").write_text(f"{me} {own_start_time() + 1} - -\n")
+    os.utime(old, (1_000_000, 1_000_000))  # 1970: long before any process of this boot
     # A live PID written by hand, judged by existence; a dead one beside it.
-    (conf / "pools/infra/2-3/tasks").write_text(f"{me},{gone + 0}")
+    (conf / "pools/infra/4-5/tasks").write_text(f"{me},{gone + 0}")
     result = kcm.run("reconcile", f"--conf-dir={conf}", check=True)
     report = json.loads(result.stdout)
     assert report == {"reclaimedCpuLists": sorted([
         {"pool": "dataplane", "cpus": "0", "pid": gone},
         {"pool": "dataplane", "cpus": "1", "pid": me},
-        {"pool": "infra", "cpus": "2-3", "pid": gone},
-    ], key=lambda entry: (entry["pid"], entry["pool"]))}
-    assert tasks_of(conf) == {"dataplane/0": [], "dataplane/1": [], "infra/2-3": [me]}
+        {"pool": "dataplane", "cpus": "3", "pid": me},
+        {"pool": "infra", "cpus": "4-5", "pid": gone},
+    ], key=lambda entry: (entry["pid"], entry["pool"], entry["cpus"]))}
+    assert tasks_of(conf) == {"dataplane/0": [], "dataplane/1": [], "dataplane/2": [me],
+                              "dataplane/3": [], "infra/4-5": [me]}
+
+
+def test_touching_tasks_keeps_the_workload_of_a_killed_isolate_held(kcm, tmp_path):
+    """The record of a SIGKILLed isolate names its workload; a touch of tasks (or any
+    rewrite by another tool) must not make reconcile forget it while it runs."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0"])})
+    isolate = kcm.popen("isolate", f"--conf-dir={conf}", "--pool=dataplane", "sleep", "60")
+    try:
+        (workload,) = wait_for(lambda: recorded_workloads(conf))
+        wait_for(lambda: Path(f"/proc/{workload[0]}/comm").read_text().strip() == "sleep")
+        isolate.send_signal(signal.SIGKILL)
+        isolate.wait(10)
+        os.utime(conf / "pools/dataplane/0/tasks")  # touch
+        report = json.loads(kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout)
+        assert report["reclaimedCpuLists"] == []
+        assert tasks_of(conf)["dataplane/0"] == [isolate.pid]
+    finally:
+        kill_workloads([workload])
+    report = json.loads(kcm.run("reconcile", f"--conf-dir={conf}", check=True).stdout)
+    assert report["reclaimedCpuLists"] == [{"pool": "dataplane", "cpus": "0",
+                                            "pid": isolate.pid}]
+
+
+def test_an_impossible_pid_or_a_bad_line_stops_no_reconcile(kcm, tmp_path):
+    """The original KCM's tests write 1234561231 for a dead task: reported, taken as not
+    running. A word that is no PID leaves its own list alone, and every other list is
+    still reconciled."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["0", "1", "2"])})
+    gone = dead_pid()
+    (conf / "pools/dataplane/0/tasks").write_text("1234561231")
+    (conf / "pools/dataplane/1/tasks").write_text(f"{gone},x")
+    (conf / "pools/dataplane/2/tasks").write_text(str(gone))
+    result = kcm.run("reconcile", f"--conf-dir={conf}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["reclaimedCpuLists"] == sorted([
+        {"pool": "dataplane", "cpus": "0", "pid": 1234561231},
+        {"pool": "dataplane", "cpus": "2", "pid": gone},
+    ], key=lambda entry: entry["pid"])
+    assert f"{conf}/pools/dataplane/0/tasks: 1234561231 cannot be a PID" in result.stderr
+    assert f"{conf}/pools/dataplane/1/tasks: 'x' is not a PID" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (conf / "pools/dataplane/1/tasks").read_text() == f"{gone},x"
+    for freed in ("0", "2"):
+        assert (conf / f"pools/dataplane/{freed}/tasks").read_text() == ""
 
 
 def test_the_right_start_time_keeps_the_task(kcm, tmp_path):

@@ -30,9 +30,6 @@ def test_a_hand_written_directory_loads(tmp_path):
 
 
 @pytest.mark.parametrize(("damage", "message"), [
-    (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("12,abc"), "'abc' is not a PID"),
-    (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("-3"), "is not a PID"),
-    (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("5,5"), "listed twice"),
     (lambda r: (r / "pools/dataplane/exclusive").unlink(), "missing file"),
     (lambda r: (r / "pools/dataplane/exclusive").write_text("yes"), "expected 0 or 1"),
     (lambda r: (r / "pools/dataplane/4-x").mkdir(), "bad CPU list directory"),
@@ -42,7 +39,6 @@ def test_a_hand_written_directory_loads(tmp_path):
     (lambda r: (r / "pools/bad name").mkdir(), "bad pool dir name"),
     (lambda r: os.symlink("/etc", r / "pools/dataplane/7"), "is a symlink"),
     (lambda r: (r / "pools/dataplane/4,12/tasks").write_text("1" * (2 << 20)), "too large"),
-    (lambda r: (r / "pools/dataplane/4,12/task-info").write_text("2000 x\n"), "malformed"),
     (lambda r: (r / "pools/dataplane/4,12/tasks").write_bytes(b"\xff"), "not ASCII"),
 ])
 def test_malformed_directories_are_errors_naming_the_path(tmp_path, damage, message):
@@ -94,33 +90,61 @@ def test_save_tasks_keeps_start_times_and_is_read_back(tmp_path):
     assert all(line.startswith("0 ") for line in info.splitlines())  # stamps, no task
 
 
-def test_two_task_info_lines_for_one_pid_are_an_error(tmp_path):
+@pytest.mark.parametrize(("tasks", "info", "message", "readable"), [
+    ("12,abc", None, "'abc' is not a PID", [12]),
+    ("-3", None, "'-3' is not a PID", []),
+    ("5,5", None, "PID 5 is listed twice", [5]),
+    ("2000", "2000 x\n", "task-info:1: malformed task line", [2000]),
+    ("4242", "4242 1 - -\n4242 2 - -\n", "task-info:2: a second line for PID 4242", [4242]),
+])
+def test_a_line_kcm_cannot_read_makes_its_list_held_and_stops_nothing(
+        tmp_path, capsys, tasks, info, message, readable):
+    """One bad line frees nothing and stops nothing: its CPU list counts as held and is
+    reported (path and line); every other list loads."""
     conf = make_dir(tmp_path, MANUAL)
     cpu_list = tmp_path / "pools/dataplane/4,12"
-    (cpu_list / "tasks").write_text("4242")
-    (cpu_list / "task-info").write_text("4242 1 - -\n4242 2 - -\n")
-    with pytest.raises(ConfigError, match=r"task-info:2: a second line for PID 4242"):
-        conf.load()
+    (cpu_list / "tasks").write_text(tasks)
+    if info is not None:
+        (cpu_list / "task-info").write_text(info)
+    config = conf.load()
+    bad = config.pools["dataplane"].cpu_lists["4,12"]
+    assert message in bad.unreadable and str(cpu_list) in bad.unreadable
+    assert bad.held and [t.pid for t in bad.tasks] == readable
+    assert config.pools["dataplane"].cpu_lists["5,13"].tasks == [Task(2000)]
+    assert message in capsys.readouterr().err
 
 
-def test_task_info_is_ignored_once_another_writer_changed_tasks(tmp_path):
-    """An older writer dropped PID 4242 and a new task reused the PID: the stale start
-    time must not make the live task look dead; it is judged by its PID alone."""
+def test_an_impossible_pid_is_reported_and_kept_to_be_judged_dead(tmp_path, capsys):
+    """The original KCM's tests write 1234561231 to mean "dead": no system has that PID."""
+    conf = make_dir(tmp_path, MANUAL)
+    (tmp_path / "pools/dataplane/4,12/tasks").write_text("1234561231")
+    cpu_list = conf.load().pools["dataplane"].cpu_lists["4,12"]
+    assert cpu_list.unreadable is None and cpu_list.tasks == [Task(1234561231)]
+    assert "1234561231 cannot be a PID on any system" in capsys.readouterr().err
+
+
+def test_task_info_stays_once_another_writer_changed_tasks(tmp_path):
+    """An older writer (or a touch) changed tasks after kcm wrote its lines: each line
+    still names its processes, marked with the time tasks was written, so a PID now
+    taken by a process that started before then is judged alive (procfs.Liveness)."""
     conf = make_dir(tmp_path, MANUAL)
     cpu_list = conf.load().pools["dataplane"].cpu_lists["4,12"]
     conf.save_tasks("dataplane", cpu_list, [Task(4242, 777, 4243, 778)])
+    assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks[0].listed_ns is None
     tasks = tmp_path / "pools/dataplane/4,12/tasks"
-    tasks.write_text("")  # the old reconcile, writing in place
-    tasks.write_text("4242")  # the old isolate, same PID, new process
-    assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks == [Task(4242)]
+    os.utime(tasks, ns=(1_000_000_000_000, 1_000_000_000_000))  # a touch
+    (task,) = conf.load().pools["dataplane"].cpu_lists["4,12"].tasks
+    assert task == Task(4242, 777, 4243, 778) and task.listed_ns == 1_000_000_000_000
 
 
-def test_task_info_of_an_older_kcm_without_stamps_is_trusted(tmp_path):
+def test_task_info_of_an_older_kcm_without_stamps_is_marked_with_the_tasks_time(tmp_path):
     conf = make_dir(tmp_path, MANUAL)
     cpu_list = tmp_path / "pools/dataplane/4,12"
     (cpu_list / "tasks").write_text("4242")
     (cpu_list / "task-info").write_text("4242 777 4243 778\n")
-    assert conf.load().pools["dataplane"].cpu_lists["4,12"].tasks == [Task(4242, 777, 4243, 778)]
+    (task,) = conf.load().pools["dataplane"].cpu_lists["4,12"].tasks
+    assert task == Task(4242, 777, 4243, 778)
+    assert task.listed_ns == (cpu_list / "tasks").stat().st_mtime_ns
 
 
 def test_crash_debris_is_ignored_then_removed(tmp_path):
