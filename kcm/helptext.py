@@ -42,6 +42,9 @@ environment:
   KCM_LOG_LEVEL: DEBUG, INFO, WARNING, ERROR (INFO)
   KCM_RECONCILE_SLEEP_TIME: default for reconcile --interval (unset: run
       once)
+  KCM_STOP_GRACE: seconds kcm isolate gives what is left of a workload, once
+      its main process has exited, between SIGTERM and SIGKILL (10; 0 =
+      SIGKILL at once)
   KCM_API_RETRY_SECONDS: how long Kubernetes calls retry a failing API
       server (30)
   KCM_BUNDLE_DIR: the bundle kcm install copies (see kcm install --help)

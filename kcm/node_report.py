@@ -66,7 +66,9 @@ def build_report(topology: Topology, config: Config | None, config_error: str | 
                     drift = _affinity_drift(task, cpu_list.cpus, processes)
                     if drift:
                         drifted.append(f"task {task.pid} in {where}: {drift}")
-    checks = [_check("configDirectory", [config_error] if config_error else [])]
+    unreadable = [cl.unreadable for pool in config.pools.values()
+                  for cl in pool.cpu_lists.values() if cl.unreadable] if config else []
+    checks = [_check("configDirectory", [config_error] if config_error else unreadable)]
     if config is None:
         checks += [not_run(name, "the configuration directory could not be read")
                    for name in CONFIG_CHECKS]

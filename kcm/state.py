@@ -826,8 +826,8 @@ def _format_info(tasks: Iterable[Task], stamps: list[tuple[int, int, int]]) -> s
 
 
 def _quote(text: str) -> str:
-    """Text from a file, for a one-line error."""
-    return repr(text)
+    """Text from a file, for a one-line error (at most 40 characters of it)."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
 
 
 def _entries(path: str) -> dict[str, str]:

@@ -31,6 +31,11 @@ def live_tasks(conf: ConfigDir) -> list[int]:
             except OSError:
                 pass  # never made (the directory refused it), or already gone
         raise
+    unreadable = [cl.unreadable for pool in config.pools.values()
+                  for cl in pool.cpu_lists.values() if cl.unreadable]
+    if unreadable:
+        raise ConfigError(f"{unreadable[0]}: kcm cannot tell whether it holds a live task; "
+                          "mend the file (or remove the directory by hand)")
     alive = Liveness(host_proc_root())
     return sorted({task.pid for pool in config.pools.values()
                    for cpu_list in pool.cpu_lists.values() for task in cpu_list.tasks

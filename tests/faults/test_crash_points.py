@@ -9,6 +9,7 @@ reconcile.
 """
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -21,6 +22,7 @@ from tests.integration.workloads import (
     tasks_of,
     wait_for,
 )
+from tests.conftest import KCM
 from tests.machines import xeon_d1541
 
 POINTS = ("opened", "written", "synced", "renamed", "dir-synced")
@@ -118,3 +120,31 @@ def test_init_killed_at_every_write_step(machine, tmp_path):
         pools = json.loads(kcm.run("describe", f"--conf-dir={conf}", check=True).stdout)
         assert len(pools["pools"]["dataplane"]["cpuLists"]) == 4, (point, number)
     assert crashes >= len(POINTS)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see fsync order")
+def test_a_grant_is_durable_in_order_before_its_workload_starts(kcm, tmp_path):
+    """What a kill cannot show (the page cache survives it): the order of the grant's
+    system calls. The new tasks data is fsynced before it is renamed into place,
+    task-info (naming the workload) is renamed before tasks (naming the PID), and the
+    directory is fsynced after both renames, all before the workload's execve."""
+    conf = make_conf(tmp_path / "kcm", {"dataplane": (True, ["1"])})
+    trace = tmp_path / "trace"
+    subprocess.run(["strace", "-f", "-y", "-qq", "-o", str(trace), "-e",
+                    "trace=fsync,fdatasync,rename,renameat,renameat2,execve",
+                    KCM, "isolate", f"--conf-dir={conf}", "--pool=dataplane", "--", "true"],
+                   env=kcm.env, check=True, timeout=60)
+    lines = trace.read_text().splitlines()
+    where = str(conf / "pools/dataplane/1")
+
+    def first(*needles: str) -> int:
+        return next(number for number, line in enumerate(lines)
+                    if all(needle in line for needle in needles))
+
+    tasks_synced = first("fsync(", f"{where}/.kcm-tmp-tasks-")
+    info_renamed = first("rename", ".kcm-tmp-task-info-", f'{where}/task-info"')
+    tasks_renamed = first("rename", ".kcm-tmp-tasks-", f'{where}/tasks"')
+    dir_synced = first("fsync(", f"<{where}>)")
+    workload = first("execve(", "bin/true")
+    assert tasks_synced < tasks_renamed
+    assert info_renamed < tasks_renamed < dir_synced < workload

@@ -96,21 +96,29 @@ def test_a_newline_in_a_path_stays_on_one_line(kcm, tmp_path):
     assert "a\\nb" in error
 
 
-def test_a_huge_number_in_a_tasks_file_is_an_error_naming_it(kcm, conf):
+def test_a_huge_number_in_a_tasks_file_holds_its_list_and_is_named_briefly(kcm, conf):
     (conf / "pools/dataplane/0/tasks").write_text(HUGE)
-    error = one_error_line(kcm.run("describe", f"--conf-dir={conf}"))
-    assert error.startswith(f"kcm: {conf}/pools/dataplane/0/tasks: '9999")
+    result = kcm.run("describe", f"--conf-dir={conf}", "-o", "table")
+    warning = one_error_line(result, code=0)
+    assert warning.startswith(f"kcm: warning: {conf}/pools/dataplane/0/tasks: '9999")
+    assert f"({len(HUGE)} characters)" in warning and len(warning) < 400
+    assert "unreadable" in result.stdout
 
 
 def test_two_task_info_lines_for_one_pid_free_nothing(kcm, conf):
-    """The last line used to win: reconcile freed a live task, uninstall wiped it."""
+    """The last line used to win: reconcile freed a live task, uninstall wiped it. Now
+    the list counts as held: reconcile leaves it (and goes on), uninstall refuses."""
     me = os.getpid()
     (conf / "pools/dataplane/0/tasks").write_text(str(me))
     (conf / "pools/dataplane/0/task-info").write_text(f"{me} 1 - -\n{me} 2 - -\n")
-    for argv in (["reconcile"], ["uninstall", "--install-dir=/nonexistent"]):
-        error = one_error_line(kcm.run(*argv, f"--conf-dir={conf}"))
-        assert "a second line for PID" in error
-        assert tasks_of(conf)["dataplane/0"] == [me]
+    reconciled = kcm.run("reconcile", f"--conf-dir={conf}")
+    assert reconciled.returncode == 0 and "a second line for PID" in reconciled.stderr
+    assert tasks_of(conf)["dataplane/0"] == [me]
+    refused = kcm.run("uninstall", "--install-dir=/nonexistent", f"--conf-dir={conf}")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.splitlines()[-1].startswith("kcm: ")
+    assert "a second line for PID" in refused.stderr.splitlines()[-1]
+    assert tasks_of(conf)["dataplane/0"] == [me]
 
 
 def test_a_task_recorded_by_another_writer_is_judged_by_its_pid(kcm, conf):

@@ -192,6 +192,15 @@ def test_uninstall_removes_only_what_kcm_installed(kcm, tmp_path):
     (target / "kcm").write_text("someone else's")
     kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={target}", check=True)
     assert (target / "kcm").read_text() == "someone else's"
+    # Nor is a symlink named kcm or cmk that points anywhere but into one of kcm's
+    # bundles: to another program, into a bundle-like name that is no bundle, nowhere.
+    (target / "kcm").unlink()
+    os.symlink("/bin/true", target / "kcm")
+    os.symlink(".kcm-1.0-0123456789ab/kcm", target / "cmk")
+    kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={target}", check=True)
+    assert os.readlink(target / "kcm") == "/bin/true"
+    assert os.readlink(target / "cmk") == ".kcm-1.0-0123456789ab/kcm"
+    assert (foreign[1] / "data").read_text() == "mine"
 
 
 def test_uninstall_refuses_an_empty_install_dir(kcm, tmp_path):

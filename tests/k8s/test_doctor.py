@@ -131,10 +131,13 @@ def test_advice_fits_the_failure_and_never_destroys_live_records(kcm, tmp_path):
     assert fix.startswith(f"another kcm process holds {conf}/lock") and "init" not in fix
     assert not checks["deadTasks"]["ran"] and not checks["isolcpus"]["ran"]
     assert not checks["isolcpus"]["ok"] and checks["isolcpus"]["fix"] == ""
-    (conf / "pools/dataplane/1/tasks").write_text("x")
-    broken = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}", "--output=json")
-    fix = {c["name"]: c for c in json.loads(broken.stdout)["checks"]}["configDirectory"]["fix"]
-    assert "keep every tasks file" in fix and "init" not in fix.split("(")[0]
+    for damage, name in (("x", "tasks"), ("", "notes")):
+        (conf / "pools/dataplane/1" / name).write_text(damage)
+        broken = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={install}",
+                         "--output=json")
+        check = {c["name"]: c for c in json.loads(broken.stdout)["checks"]}["configDirectory"]
+        assert not check["ok"] and "keep every tasks file" in check["fix"]
+        assert "init" not in check["fix"].split("(")[0]
     missing = kcm.run("doctor", f"--conf-dir={tmp_path / 'none'}", f"--install-dir={install}",
                       "--output=json")
     fix = {c["name"]: c for c in json.loads(missing.stdout)["checks"]}["configDirectory"]["fix"]

@@ -74,6 +74,15 @@ def test_overlaps_and_isolation_are_checks_not_crashes(machine, tmp_path):
 def test_a_broken_directory_is_reported(kcm, tmp_path):
     conf = make_conf(tmp_path / "kcm", {"infra": (False, ["0"])})
     (conf / "pools/infra/0/tasks").write_text("x")
+    # A line kcm cannot read: the directory is reported, the list counts as held, and
+    # every other check still runs.
+    report = json.loads(kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout)
+    checks = checks_of(report)
+    assert not checks["configDirectory"]["ok"]
+    assert checks["configDirectory"]["errors"] == [f"{conf}/pools/infra/0/tasks: 'x' is not a PID"]
+    assert all(c["ran"] for c in report["checks"]) and "infra" in report["pools"]
+    # A directory kcm cannot read at all: what could not run says so.
+    (conf / "pools/infra/0/notes").write_text("")
     report = json.loads(kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout)
     checks = checks_of(report)
     assert not checks["configDirectory"]["ok"] and checks["configDirectory"]["ran"]
