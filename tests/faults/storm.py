@@ -179,8 +179,9 @@ class Storm:
                 continue
             # /proc is read one process at a time: confirm that both are still there,
             # both still pinned within the list, after the whole look (then they shared it).
+            listed = self.lists[name]
             still = [(pid, mark) for pid, start, mark in found
-                     if start_of(pid) == start and (affinity(pid) or frozenset()) <= self.lists[name]]
+                     if start_of(pid) == start and (affinity(pid) or frozenset()) <= listed]
             if len({mark for _, mark in still}) >= 2:
                 self.violations.append({"cpuList": name, "processes": still})
 

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from tests.conftest import KCM
 from tests.integration.workloads import (
     alive,
     kill_workloads,
@@ -22,7 +23,6 @@ from tests.integration.workloads import (
     tasks_of,
     wait_for,
 )
-from tests.conftest import KCM
 from tests.machines import xeon_d1541
 
 POINTS = ("opened", "written", "synced", "renamed", "dir-synced")
