@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from kcm import cgroups, irqs
+from kcm import cgroups, env, irqs
 from kcm.cpuset import format_cpulist
 from kcm.enforcement import Holder, held_cpus, plan_cpusets, plan_irqs, violations
 from kcm.env import read_node_topology
@@ -136,6 +136,7 @@ def make_enforcer(conf: ConfigDir, cgroup_root: str | None, steer_irqs: bool) ->
     except OSError as error:
         raise KcmError(f"cannot read {proc_root}/self/mountinfo: {error.strerror}") from None
     hierarchy = cgroups.find_hierarchy(mountinfo)
+    cgroup_root = env.cgroup_root(cgroup_root)
     root = os.path.abspath(cgroup_root or cgroups.default_root(hierarchy))
     real_mount = os.path.realpath(hierarchy.mount)
     if not os.path.isdir(root) or os.path.commonpath([os.path.realpath(root),

@@ -11,7 +11,7 @@ import os
 
 from kcm.errors import InputError
 from kcm.inputs import seconds, whole_number
-from kcm.names import DEFAULT_CONF_DIR, HOST_PROC
+from kcm.names import DEFAULT_CONF_DIR, HOST_PROC, KUBELET_CPU_MANAGER_STATE
 
 TYPE_CHECKING = False  # the topology reader is imported only when a command needs it
 if TYPE_CHECKING:
@@ -30,6 +30,10 @@ VARIABLES = {
                    "commands that judge whether a task lives refuse a procfs that is not "
                    "the host's",
     "KCM_SYSFS": f"sysfs root for topology discovery ({DEFAULT_SYSFS})",
+    "KCM_CGROUP_ROOT": "default for --cgroup-root of enforce, node-report and doctor (the "
+                       "kubelet's kubepods.slice or kubepods)",
+    "KCM_KUBELET_STATE": "default for doctor --kubelet-state "
+                         f"({KUBELET_CPU_MANAGER_STATE})",
     "KCM_LOCK_TIMEOUT": f"seconds to wait for the configuration lock ({DEFAULT_LOCK_TIMEOUT:g}; "
                         "0 = do not wait; at most a week)",
     "KCM_NUM_CORES": "default for isolate --num-cores (1)",
@@ -84,6 +88,15 @@ def proc_fs() -> str:
 
 def sysfs() -> str:
     return os.environ.get("KCM_SYSFS") or DEFAULT_SYSFS
+
+
+def cgroup_root(flag: str | None) -> str | None:
+    """--cgroup-root, else $KCM_CGROUP_ROOT; None: the kubelet's, found in the hierarchy."""
+    return flag or os.environ.get("KCM_CGROUP_ROOT") or None
+
+
+def kubelet_state(flag: str | None) -> str:
+    return flag or os.environ.get("KCM_KUBELET_STATE") or KUBELET_CPU_MANAGER_STATE
 
 
 def lock_timeout() -> float:

@@ -36,6 +36,10 @@ environment:
       commands that judge whether a task lives refuse a procfs that is not
       the host's
   KCM_SYSFS: sysfs root for topology discovery (/sys)
+  KCM_CGROUP_ROOT: default for --cgroup-root of enforce, node-report and
+      doctor (the kubelet's kubepods.slice or kubepods)
+  KCM_KUBELET_STATE: default for doctor --kubelet-state
+      (/var/lib/kubelet/cpu_manager_state)
   KCM_LOCK_TIMEOUT: seconds to wait for the configuration lock (30; 0 = do
       not wait; at most a week)
   KCM_NUM_CORES: default for isolate --num-cores (1)
@@ -178,9 +182,9 @@ options:
   --conf-dir DIR        configuration directory (default $KCM_CONF_DIR or
                         /etc/kcm)
   --cgroup-root DIR     the cgroup directory whose leaf cgroups are the
-                        containers (default: the kubelet's kubepods.slice or
-                        kubepods under the cpuset hierarchy, found in
-                        /proc/self/mountinfo)
+                        containers (default $KCM_CGROUP_ROOT, else the
+                        kubelet's kubepods.slice or kubepods under the cpuset
+                        hierarchy, found in /proc/self/mountinfo)
   --interval SECONDS    repeat every SECONDS until SIGTERM, and at once when a
                         CPU list is taken or given back (default: run once)
   --steer-irqs          also move interrupts off held exclusive CPUs, and back
@@ -210,7 +214,8 @@ options:
 usage: kcm node-report [-h] [--conf-dir DIR] [--node-name NAME] [--publish]
                        [--node-resource-topology] [--resource-prefix DOMAIN]
                        [--interval SECONDS] [--metrics-port PORT]
-                       [--metrics-address ADDRESS] [-o {json,yaml}]
+                       [--metrics-address ADDRESS] [--cgroup-root DIR]
+                       [-o {json,yaml}]
 
 report the node's topology, pools and checks
 
@@ -230,6 +235,10 @@ options:
   --metrics-port PORT   serve Prometheus metrics on /metrics at this port
   --metrics-address ADDRESS
                         address for the metrics server (default: all)
+  --cgroup-root DIR     the cgroup directory whose leaf cgroups are the
+                        containers (default $KCM_CGROUP_ROOT, else the
+                        kubelet's kubepods.slice or kubepods under the cpuset
+                        hierarchy, found in /proc/self/mountinfo)
   -o {json,yaml}, --output {json,yaml}
                         output format (default: json)
 """,
@@ -390,7 +399,8 @@ options:
     "doctor": """\
 usage: kcm doctor [-h] [--conf-dir DIR] [--node-name NAME] [--install-dir DIR]
                   [--resource-prefix DOMAIN] [-o {table,json,yaml,text}]
-                  [--kubelet-state FILE] [--report-max-age SECONDS]
+                  [--kubelet-state FILE] [--cgroup-root DIR]
+                  [--report-max-age SECONDS]
 
 check this node and say how to fix what is wrong
 
@@ -407,7 +417,12 @@ options:
                         table (or text): findings and fixes for people; json,
                         yaml: for tools (default table)
   --kubelet-state FILE  the kubelet's CPU manager checkpoint (default
+                        $KCM_KUBELET_STATE, else
                         /var/lib/kubelet/cpu_manager_state)
+  --cgroup-root DIR     the cgroup directory whose leaf cgroups are the
+                        containers (default $KCM_CGROUP_ROOT, else the
+                        kubelet's kubepods.slice or kubepods under the cpuset
+                        hierarchy, found in /proc/self/mountinfo)
   --report-max-age SECONDS
                         how old the NodeReport may be (default 600)
 """,

@@ -21,6 +21,7 @@ NODE_REPORT_API_VERSION = f"{GROUP}/v1"
 
 DEFAULT_CONF_DIR = "/etc/kcm"
 DEFAULT_INSTALL_DIR = "/opt/bin"
+KUBELET_CPU_MANAGER_STATE = "/var/lib/kubelet/cpu_manager_state"
 DEFAULT_NAMESPACE = "kcm-system"
 DEFAULT_IMAGE = f"ghcr.io/kcm-project/kcm:{__version__}"
 HOST_PROC = "/host/proc"

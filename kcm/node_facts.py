@@ -23,11 +23,11 @@ def host_processes(root: str) -> Processes:
                      allowed_cpus=lambda pid: allowed_cpus(root, pid))
 
 
-def enforcement_status(conf: ConfigDir) -> dict:
+def enforcement_status(conf: ConfigDir, cgroup_root: str | None) -> dict:
     """What ``kcm enforce`` has achieved on this node, or why it cannot be seen."""
     from kcm.enforcer import make_enforcer
 
     try:
-        return {"available": True, **make_enforcer(conf, None, False).observe()}
+        return {"available": True, **make_enforcer(conf, cgroup_root, False).observe()}
     except KcmError as error:
         return {"available": False, "reason": str(error)}

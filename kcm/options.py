@@ -11,6 +11,7 @@ from kcm.names import (
     DEFAULT_INSTALL_DIR,
     DEFAULT_NAMESPACE,
     GROUP,
+    KUBELET_CPU_MANAGER_STATE,
     NODE_LABEL,
     NODE_SELECTOR,
 )
@@ -210,12 +211,17 @@ def _define_reconcile(parser) -> None:
     _output(parser, None)
 
 
+def _cgroup_root(parser) -> None:
+    parser.add_argument("--cgroup-root", metavar="DIR",
+                        help="the cgroup directory whose leaf cgroups are the containers "
+                             "(default $KCM_CGROUP_ROOT, else the kubelet's kubepods.slice "
+                             "or kubepods under the cpuset hierarchy, found in "
+                             "/proc/self/mountinfo)")
+
+
 def _define_enforce(parser) -> None:
     _conf_dir(parser)
-    parser.add_argument("--cgroup-root", metavar="DIR",
-                         help="the cgroup directory whose leaf cgroups are the containers "
-                              "(default: the kubelet's kubepods.slice or kubepods under the "
-                              "cpuset hierarchy, found in /proc/self/mountinfo)")
+    _cgroup_root(parser)
     parser.add_argument("--interval", type=_seconds, metavar="SECONDS",
                          help="repeat every SECONDS until SIGTERM, and at once when a CPU "
                               "list is taken or given back (default: run once)")
@@ -249,6 +255,7 @@ def _define_node_report(parser) -> None:
                         help="serve Prometheus metrics on /metrics at this port")
     parser.add_argument("--metrics-address", default="", metavar="ADDRESS",
                         help="address for the metrics server (default: all)")
+    _cgroup_root(parser)
     _output(parser, "json", ("json", "yaml"))
 
 
@@ -302,9 +309,10 @@ def _define_doctor(parser) -> None:
     parser.add_argument("-o", "--output", choices=(*FORMATS, "text"), default="table",
                         help="table (or text): findings and fixes for people; json, yaml: "
                              "for tools (default table)")
-    parser.add_argument("--kubelet-state", default="/var/lib/kubelet/cpu_manager_state",
-                        metavar="FILE", help="the kubelet's CPU manager checkpoint "
-                                             "(default /var/lib/kubelet/cpu_manager_state)")
+    parser.add_argument("--kubelet-state", metavar="FILE",
+                        help="the kubelet's CPU manager checkpoint (default "
+                             f"$KCM_KUBELET_STATE, else {KUBELET_CPU_MANAGER_STATE})")
+    _cgroup_root(parser)
     parser.add_argument("--report-max-age", type=_seconds, default=600.0, metavar="SECONDS",
                         help="how old the NodeReport may be (default 600)")
 

@@ -62,6 +62,15 @@ class Kcm:
                                 **kwargs)
 
 
+def private_host(env: dict[str, str], scratch: Path) -> dict[str, str]:
+    """``env`` with kcm pointed away from the host's own cgroup tree and kubelet state:
+    a test reads only what it made or chose (the suite passes on a Kubernetes node,
+    beside the real node of tests/k8s_node, and beside another enforce). A test that
+    wants enforcement seen passes ``--cgroup-root`` of a tree it made."""
+    return {**env, "KCM_CGROUP_ROOT": str(scratch / "no-cgroup-tree"),
+            "KCM_KUBELET_STATE": str(scratch / "no-kubelet" / "cpu_manager_state")}
+
+
 @pytest.fixture
 def kcm(tmp_path: Path) -> Kcm:
     """kcm on this machine's real sysfs and procfs, lock timeout shortened."""
@@ -69,7 +78,7 @@ def kcm(tmp_path: Path) -> Kcm:
     for name in ("KCM_SYSFS", "KCM_PROC_FS", "KCM_CONF_DIR", "KCM_NUM_CORES"):
         env.pop(name, None)
     env["KCM_LOCK_TIMEOUT"] = "10"
-    return Kcm(env)
+    return Kcm(private_host(env, tmp_path))
 
 
 @pytest.fixture

@@ -129,7 +129,9 @@ def machine_env(root: Path, fake_proc: bool = False) -> dict[str, str]:
     host's ``self`` and PID 2) stands in for the host procfs; commands that look at
     workload processes need the real one.
     """
-    env = dict(os.environ)
+    from tests.conftest import private_host
+
+    env = private_host(dict(os.environ), root)
     env["KCM_SYSFS"] = str(root / "sys")
     if fake_proc:
         env["KCM_PROC_FS"] = str(root / "proc")

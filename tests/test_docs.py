@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kcm.manifests import node_report_crd
-from tests.conftest import KCM
+from tests.conftest import KCM, private_host
 from tests.k8s.apiserver import BUILTIN, RunningApiServer
 from tests.k8s.conftest import add_node, kubeconfig
 from tests.k8s.test_cluster_init import FakeCluster
@@ -54,7 +54,7 @@ def test_the_readme_main_job_runs(tmp_path):
 
 
 def sandbox_env(tmp_path: Path) -> dict:
-    env = dict(os.environ)
+    env = private_host(dict(os.environ), tmp_path)
     env["PATH"] = f"{Path(KCM).parent}:{env['PATH']}"
     env["KCM_LOCK_TIMEOUT"] = "10"
     env["KCM_API_RETRY_SECONDS"] = "3"

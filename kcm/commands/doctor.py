@@ -56,7 +56,7 @@ def cluster_facts(name: str | None) -> ClusterFacts | None:
 def run(args) -> int:
     conf = ConfigDir(conf_dir_from(args.conf_dir))
     config, error = read_config(conf)
-    state_path = args.kubelet_state
+    state_path = env.kubelet_state(args.kubelet_state)
     try:
         with open(state_path) as handle:
             kubelet_state = handle.read(1 << 20)
@@ -70,7 +70,7 @@ def run(args) -> int:
         cluster=cluster_facts(args.node_name), node_name=args.node_name or
         env.node_name(None), resource_prefix=args.resource_prefix,
         report_max_age=args.report_max_age, now=time.time(), version=__version__,
-        enforcement=enforcement_status(conf),
+        enforcement=enforcement_status(conf, args.cgroup_root),
     )
     findings = diagnose(facts)
     if args.output in ("table", "text"):

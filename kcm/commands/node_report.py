@@ -67,11 +67,11 @@ def publish_topology(client, node: str, report: dict, prefix: str) -> dict:
     return {"published": True}
 
 
-def make_report(conf: ConfigDir, root: str) -> dict:
+def make_report(conf: ConfigDir, root: str, cgroup_root: str | None) -> dict:
     config, error = read_config(conf)
     report = build_report(read_node_topology(), config, error and str(error),
                           host_processes(root))
-    report["enforcement"] = enforcement_status(conf)
+    report["enforcement"] = enforcement_status(conf, cgroup_root)
     return report
 
 
@@ -92,7 +92,7 @@ def run(args) -> int:
         metrics = NodeMetrics(args.metrics_port, args.metrics_address)
 
     def one_pass(indent: int | None) -> None:
-        report = make_report(conf, root)
+        report = make_report(conf, root, args.cgroup_root)
         if client is not None:
             if args.node_resource_topology:
                 report["nodeResourceTopology"] = publish_topology(client, node, report,

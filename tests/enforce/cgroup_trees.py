@@ -27,18 +27,14 @@ def v1_available() -> str | None:
 
 
 class Tree:
-    def __init__(self, hierarchy: Path, version: int = 1, as_kubepods: bool = False):
-        """``as_kubepods``: the tree is the kubelet's own ``<hierarchy>/kubepods`` (where
-        kcm looks by default); only on a machine that has none."""
+    def __init__(self, hierarchy: Path, version: int = 1):
         self.hierarchy = hierarchy
         self.version = version
-        self.base = hierarchy / ("kubepods" if as_kubepods else
-                                 f"kcm-test-{uuid.uuid4().hex[:8]}")
-        self.root = self.base if as_kubepods else self.base / "kubepods"
+        self.base = hierarchy / f"kcm-test-{uuid.uuid4().hex[:8]}"
+        self.root = self.base / "kubepods"
         self.containers = {name: self.root / "pod1" / name for name in ("ctr-a", "ctr-b")}
         self.procs: list[subprocess.Popen] = []
-        levels = [self.base, self.root] if self.root != self.base else [self.base]
-        for directory in (*levels, self.root / "pod1", *self.containers.values()):
+        for directory in (self.base, self.root, self.root / "pod1", *self.containers.values()):
             directory.mkdir()
             if version == 1:
                 for name in ("cpuset.cpus", "cpuset.mems"):

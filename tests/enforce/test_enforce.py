@@ -181,6 +181,7 @@ def test_uninstall_gives_steered_irqs_back(kcm, conf, tree, tmp_path):
     holder.wait(10)
 
 
+@pytest.mark.host_state
 def test_real_interrupts_are_steered_and_restored(kcm, conf, tree):
     """The machine's own /proc/irq: what can move leaves the held CPU, what cannot is
     reported; everything is put back as it was."""
@@ -210,16 +211,18 @@ def test_real_interrupts_are_steered_and_restored(kcm, conf, tree):
                 pass
 
 
-@pytest.mark.skipif((V1_CPUSET / "kubepods").exists(), reason="this machine has a kubepods cgroup")
 def test_node_report_doctor_and_metrics_show_enforcement(kcm, conf, tmp_path):
-    tree = Tree(V1_CPUSET, as_kubepods=True)
+    """On the tree the test made (``--cgroup-root`` for node-report and doctor,
+    ``KCM_CGROUP_ROOT`` for enforce), never the host's own kubepods."""
+    tree = Tree(V1_CPUSET)
     try:
         holder = isolate_in(tree, kcm, conf, "ctr-a")
         workload_pid(conf)
         tree.start("ctr-b", ["sleep", "60"])
 
         def enforcement() -> dict:
-            report = json.loads(kcm.run("node-report", f"--conf-dir={conf}", check=True).stdout)
+            report = json.loads(kcm.run("node-report", f"--conf-dir={conf}",
+                                        f"--cgroup-root={tree.root}", check=True).stdout)
             assert report_fields_the_crd_prunes(report) == []  # a cluster keeps every field
             return report["enforcement"]
 
@@ -228,10 +231,11 @@ def test_node_report_doctor_and_metrics_show_enforcement(kcm, conf, tmp_path):
         assert before["containersNotConfined"] == [str(tree.containers["ctr-b"])]
         assert before["violations"]  # ctr-b's thread may run on CPU 1
         doctor = kcm.run("doctor", f"--conf-dir={conf}", f"--install-dir={tmp_path}",
-                         "--output=json")
+                         f"--cgroup-root={tree.root}", "--output=json")
         finding = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}["enforcement"]
         assert not finding["ok"] and finding["fix"].startswith("run kcm enforce")
-        kcm.run("enforce", f"--conf-dir={conf}", check=True)  # the default root: kubepods
+        kcm.run("enforce", f"--conf-dir={conf}", check=True,
+                env_overrides={"KCM_CGROUP_ROOT": str(tree.root)})
         after = enforcement()
         assert after["containersNotConfined"] == [] and after["violations"] == []
         holder.terminate()

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,9 @@ def test_enforcement_on_kernel_6_1_with_cgroup_v1_and_v2(request):
             guest.kill()
             guest.wait()
     assert guest.returncode == 0, output
+    if "runs under TCG" in output:
+        warnings.warn("the kernel-6.1 guest ran under TCG (no hardware virtualisation "
+                      "here); its waits were scaled to its measured speed", stacklevel=1)
     summary = output.strip().splitlines()[-1]
     assert re.match(r"4 passed\b", summary) and not re.search(r"skipped|failed|error",
                                                                summary), output

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import private_host
+
 KCM = str(Path(sys.executable).with_name("kcm"))
 MARK = "STORM_ID"
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP)
@@ -109,7 +111,8 @@ class Storm:
         self.next_id = 0
 
     def spawn(self, argv: list[str], mark: str | None, name: str) -> int:
-        env = {**os.environ, "KCM_STOP_GRACE": "0.5", "KCM_LOCK_TIMEOUT": "30"}
+        env = {**private_host(dict(os.environ), self.out), "KCM_STOP_GRACE": "0.5",
+               "KCM_LOCK_TIMEOUT": "30"}
         if mark is not None:
             env[MARK] = mark
         with open(self.out / f"{name}.err", "wb") as err:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kcm.cli import COMMANDS, build_parser
-from tests.conftest import KCM
+from tests.conftest import KCM, private_host
 from tests.integration.workloads import make_conf
 
 EXAMPLES = int(os.environ.get("KCM_FUZZ_EXAMPLES", "0")) or 150
@@ -75,7 +75,8 @@ def remove_scratch():
           suppress_health_check=[HealthCheck.too_slow])
 @given(command_lines())
 def test_every_subcommand_survives_hostile_arguments(argv):
-    env = {**os.environ, "KCM_CONF_DIR": str(CONF), "KUBECONFIG": str(SCRATCH / "no-config"),
+    env = {**private_host(dict(os.environ), SCRATCH), "KCM_CONF_DIR": str(CONF),
+           "KUBECONFIG": str(SCRATCH / "no-config"),
            "KCM_LOCK_TIMEOUT": "2", "KCM_API_RETRY_SECONDS": "0", "NODE_NAME": "fuzz-node"}
     env.pop("KUBERNETES_SERVICE_HOST", None)
     try:

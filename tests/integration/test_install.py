@@ -11,7 +11,7 @@ import pytest
 
 from kcm import __version__
 from kcm.install import DEFAULT_BUNDLE
-from tests.conftest import KCM
+from tests.conftest import KCM, private_host
 from tests.integration.workloads import fake_bundle, make_conf, on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,8 @@ def built(tmp_path_factory) -> tuple[Path, str, str]:
     if os.path.lexists(DEFAULT_BUNDLE):
         pytest.skip(f"{DEFAULT_BUNDLE} exists: kcm install would use it")
     target = tmp_path_factory.mktemp("built") / "opt-bin"
-    env = {k: v for k, v in os.environ.items() if k != "KCM_BUNDLE_DIR"}
+    env = private_host({k: v for k, v in os.environ.items() if k != "KCM_BUNDLE_DIR"},
+                       target.parent)
     shown, printed = on_a_terminal([KCM, "install", f"--install-dir={target}", "-o", "json"],
                                    env, "stderr", timeout=600)
     return target, shown, printed
@@ -101,7 +102,8 @@ def test_a_killed_install_leaves_no_process_behind(tmp_path):
     started keeps running (a pool of compile workers once did, forever)."""
     if os.path.lexists(DEFAULT_BUNDLE):
         pytest.skip(f"{DEFAULT_BUNDLE} exists: kcm install would use it")
-    env = {k: v for k, v in os.environ.items() if k != "KCM_BUNDLE_DIR"}
+    env = private_host({k: v for k, v in os.environ.items() if k != "KCM_BUNDLE_DIR"},
+                       tmp_path)
     result = subprocess.run([sys.executable, "-c", KILLED_DURING_BUILD, KCM,
                              str(tmp_path / "opt-bin")], env=env, capture_output=True,
                             text=True, timeout=400)

@@ -56,8 +56,30 @@ def tasks_of(conf: Path) -> dict[str, list[int]]:
     return found
 
 
+def time_scale() -> float:
+    """How much slower this machine runs than the one the waits were written for: 1 on
+    the host; in the kernel-VM guest (software emulation), the ratio of a Python start
+    there to one on the host (``KCM_VM_HOST_START_MS``, measured by scripts/kernel-vm.sh),
+    so waits follow what the guest measures, not a fixed guess."""
+    global _SCALE
+    if _SCALE is None:
+        host_ms = float(os.environ.get("KCM_VM_HOST_START_MS") or 0)
+        _SCALE = 1.0
+        if host_ms > 0:
+            started = time.monotonic()
+            for _ in range(3):
+                subprocess.run([sys.executable, "-S", "-c", "pass"], check=True)
+            _SCALE = max(1.0, (time.monotonic() - started) * 1000 / 3 / host_ms)
+    return _SCALE
+
+
+_SCALE: float | None = None
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
+    """The predicate's first true value, polled until ``timeout`` seconds (times the
+    machine's ``time_scale``) have passed."""
+    deadline = time.monotonic() + timeout * time_scale()
     while time.monotonic() < deadline:
         value = predicate()
         if value:

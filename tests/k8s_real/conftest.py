@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KCM
+from tests.conftest import KCM, private_host
 from tests.k8s_real.control_plane import ControlPlane, missing
 
 pytestmark = pytest.mark.real_k8s
@@ -49,9 +49,10 @@ class KcmInCluster:
 
     def __init__(self, cluster: ControlPlane, kubeconfig: Path, node: str):
         self.cluster = cluster
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("KCM_SYSFS", "KCM_PROC_FS", "KCM_CONF_DIR", "KCM_NUM_CORES",
-                                 "KUBERNETES_SERVICE_HOST")}
+        self.env = private_host({k: v for k, v in os.environ.items()
+                                 if k not in ("KCM_SYSFS", "KCM_PROC_FS", "KCM_CONF_DIR",
+                                              "KCM_NUM_CORES", "KUBERNETES_SERVICE_HOST")},
+                                kubeconfig.parent)
         self.env.update(KUBECONFIG=str(kubeconfig), NODE_NAME=node, KCM_LOCK_TIMEOUT="10",
                         KCM_API_RETRY_SECONDS="3")
 
