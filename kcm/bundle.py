@@ -106,6 +106,15 @@ def needed_modules() -> dict[str, str]:
             finder.import_hook(name)
         except ImportError as error:
             raise KcmError(f"cannot find what {name} imports: {error}") from None
+    # Codecs are imported by name at run time (the socket module encodes host names with
+    # "idna", which imports stringprep): every codec with what it imports.
+    import encodings
+
+    for codec in pkgutil.iter_modules(encodings.__path__):
+        try:
+            finder.import_hook(f"encodings.{codec.name}")
+        except ImportError:
+            continue  # a codec of another platform (mbcs, oem)
     for name in _dependency_modules():
         try:
             finder.import_hook(name)

@@ -62,6 +62,31 @@ def test_install_builds_the_bundle_when_there_is_none(built):
     assert imports.returncode == 0, imports.stderr
 
 
+def test_the_bundle_opens_network_connections(built, tmp_path):
+    """Every API command of the bundle (and of the image built from it) connects through
+    a host name: the idna codec and its stringprep must be there. Against a port on
+    127.0.0.1 where nothing listens, the error is the connection's, not a LookupError."""
+    target, _, _ = built
+    import socket
+
+    with socket.socket() as probe:  # a free port, closed again: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://localhost:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    conf = make_conf(tmp_path / "conf", {"dataplane": (True, ["0"])})
+    codec = subprocess.run([str(target / "kcm"), "discover", f"--conf-dir={conf}",
+                            "--node-name=n1"], capture_output=True, text=True, timeout=120,
+                           env={"KUBECONFIG": str(kubeconfig), "KCM_API_RETRY_SECONDS": "0"})
+    assert codec.returncode == 1, codec.stderr
+    assert "idna" not in codec.stderr and "Traceback" not in codec.stderr
+    assert codec.stderr.startswith("kcm: ") and "cannot reach the API server" in codec.stderr
+
+
 KILLED_DURING_BUILD = r"""
 import ctypes, os, signal, subprocess, sys, time
 kcm, install_dir = sys.argv[1:]
