@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from kcm import cgroups, env, irqs
+from kcm import cgroups, env, irqs, log
 from kcm.cpuset import format_cpulist
 from kcm.enforcement import Holder, held_cpus, plan_cpusets, plan_irqs, violations
 from kcm.env import read_node_topology
@@ -28,6 +28,11 @@ class Enforcer:
         self.online = read_node_topology().online
 
     def holders(self) -> list[Holder]:
+        if self.conf.removed():
+            # kcm uninstall ran on this node: nothing is held, every container gets its
+            # CPUs back, and nothing is created in the directory.
+            log.once(f"{self.conf.path} holds no pools (removed?): holding nothing")
+            return []
         with self.conf.locked(shared=True):
             config = self.conf.load(warn_overlap=False)
         found = []
@@ -68,7 +73,7 @@ class Enforcer:
                                           "was": format_cpulist(current[path])})
             elif problem != VANISHED:
                 report["failed"].append({"cgroup": path, "error": problem})
-        if self.steer_irqs:
+        if self.steer_irqs and not self.conf.removed():  # uninstall gave the IRQs back
             report["irqs"] = self.steer(held, shared)
         report["violations"], report["hostThreadsOnHeldCpus"] = self.violations(holders)
         return report
@@ -80,8 +85,10 @@ class Enforcer:
         held = held_cpus(holders)
         current = self.container_cpusets()
         pending = plan_cpusets(self.online, holders, current)
-        with self.conf.locked(shared=True):
-            steered = sorted(self.conf.load_irq_record())
+        steered = []
+        if not self.conf.removed():
+            with self.conf.locked(shared=True):
+                steered = sorted(self.conf.load_irq_record())
         on_held = sorted(irq for irq, cpus in irqs.read_affinities(self.proc_root).items()
                          if cpus & held)
         violations, host = self.violations(holders)

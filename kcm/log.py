@@ -22,6 +22,16 @@ def warning(message: str) -> None:
     log("WARNING", message)
 
 
+_SAID: set[str] = set()
+
+
+def once(message: str, level: str = "WARNING") -> None:
+    """Log ``message`` the first time this process says it (a loop's steady state)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        log(level, message)
+
+
 def info(message: str) -> None:
     log("INFO", message)
 

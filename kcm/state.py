@@ -132,6 +132,12 @@ class ConfigDir:
         if not stat.S_ISDIR(info.st_mode):
             raise ConfigError(f"{self.path} is not a directory")
 
+    def removed(self) -> bool:
+        """True when the directory holds no pools (``kcm uninstall`` removed them, or no
+        ``kcm init`` has run): the node's agents then leave it alone, creating nothing
+        in it (not even the lock file) and publishing nothing for it."""
+        return not os.path.isdir(self._join("pools"))
+
     # -- reading -----------------------------------------------------------------
 
     def load(self, warn_overlap: bool = True) -> Config:
@@ -414,22 +420,42 @@ class ConfigDir:
         if not os.path.lexists(self.path):
             return False
         self._check_root()
-        try:
-            for name in os.listdir(self.path):
-                path = self._join(name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
-                else:
-                    os.unlink(path)
-        except OSError as error:
-            raise ConfigError(f"cannot remove {error.filename or self.path}: "
-                              f"{error.strerror}") from None
-        try:
-            os.rmdir(self.path)
-        except OSError as error:
-            if error.errno not in (errno.EBUSY, errno.EACCES, errno.EPERM, errno.EROFS):
-                raise ConfigError(f"cannot remove {self.path}: {error.strerror}") from None
+        # The pools go first: a node agent still running sees the directory removed and
+        # leaves it alone; one that opened the lock file just before may still make it
+        # again, so the last step is retried a few times.
+        names = sorted(os.listdir(self.path), key=lambda name: name != "pools")
+        for attempt in range(20):
+            try:
+                for name in names:
+                    path = self._join(name)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    elif os.path.lexists(path):
+                        os.unlink(path)
+            except OSError as error:
+                raise ConfigError(f"cannot remove {error.filename or self.path}: "
+                                  f"{error.strerror}") from None
+            try:
+                os.rmdir(self.path)
+                return True
+            except OSError as error:
+                if error.errno in (errno.EBUSY, errno.EACCES, errno.EPERM, errno.EROFS):
+                    return True  # a mount point (a hostPath volume) stays, empty
+                left = os.listdir(self.path) if error.errno == errno.ENOTEMPTY else []
+                if not left or not all(_is_kcm_remains(name) for name in left) or attempt == 19:
+                    raise ConfigError(f"cannot remove {self.path}: {error.strerror}") from None
+                names = left
+                time.sleep(0.05)
         return True
+
+    def only_remains(self) -> bool:
+        """True when the directory holds nothing but what kcm's commands leave in a
+        removed directory (its lock file, crash debris): kcm's own, to remove."""
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            return False
+        return all(_is_kcm_remains(name) for name in names)
 
     def create(self, pools: Iterable[tuple[str, bool, list[CpuSet]]],
                sockets: dict[int, int] | None = None) -> bool:
@@ -513,6 +539,10 @@ class ConfigDir:
             raise ConfigError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
             _remove_tree(staging)
+
+
+def _is_kcm_remains(name: str) -> bool:
+    return name == "lock" or name.startswith(TMP_PREFIX)
 
 
 def _planned_place(cpus: CpuSet, sockets: dict[int, int] | None) -> tuple[str, list[int]]:

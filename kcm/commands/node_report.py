@@ -1,6 +1,6 @@
 """``kcm node-report``: report the node as JSON; publish it as a NodeReport; serve metrics."""
 
-
+from kcm import log
 from kcm.env import read_node_topology
 from kcm.names import NODE_LABEL, NODE_REPORT_API_VERSION, NRT_API_VERSION
 from kcm.node_facts import enforcement_status, host_processes, read_config
@@ -93,7 +93,11 @@ def run(args) -> int:
 
     def one_pass(indent: int | None) -> None:
         report = make_report(conf, root, args.cgroup_root)
-        if client is not None:
+        if client is not None and args.interval is not None and conf.removed():
+            # kcm uninstall ran on this node (and deleted its NodeReport): the agent
+            # publishes nothing until kcm init runs again.
+            log.once(f"{conf.path} holds no pools (removed?): publishing nothing")
+        elif client is not None:
             if args.node_resource_topology:
                 report["nodeResourceTopology"] = publish_topology(client, node, report,
                                                                   args.resource_prefix)

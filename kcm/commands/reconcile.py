@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     def one_pass() -> None:
+        if conf.removed():  # kcm uninstall ran on this node: create nothing there
+            log.once(f"{conf.path} holds no pools (removed?): waiting for kcm init")
+            return
         report = {"reclaimedCpuLists": reclaim(conf, root)}
         print(jsontext.dumps(report), flush=True)
 

@@ -7,6 +7,7 @@ from kcm import env, log
 from kcm.errors import ConfigError, KcmError
 from kcm.install import installed_paths
 from kcm.install import uninstall as remove_bundle
+from kcm.irqs import restore_recorded
 from kcm.names import NODE_LABEL
 from kcm.node_patch import capacity_patch, label_patch, taint_update
 from kcm.output import emit
@@ -23,8 +24,8 @@ def live_tasks(conf: ConfigDir) -> list[int]:
         with conf.locked(shared=True):
             config = conf.load()
     except ConfigError:
-        if not os.path.lexists(conf.path):
-            return []
+        if not os.path.lexists(conf.path) or conf.only_remains():
+            return []  # nothing, or what a node agent left after an earlier uninstall
         if not had_lock:
             try:
                 os.unlink(lock)
@@ -105,13 +106,13 @@ def run(args) -> int:
     else:
         log.warning("no node name (--node-name or NODE_NAME): the node's Kubernetes objects "
                     "are left alone")
-    removed += remove_bundle(args.install_dir)
     if os.path.isdir(os.path.join(conf.path, "pools")):
-        from kcm.irqs import restore_recorded
-
         removed += restore_recorded(conf, host_proc_root())
     if conf.destroy():
         removed.append(conf.path)
+    # Last: this very command may be running from the bundle it removes (/opt/bin/kcm);
+    # nothing is imported after it.
+    removed += remove_bundle(args.install_dir)
     emit({"removed": removed}, args.output,
          lambda d: [("REMOVED",)] + [(item,) for item in d["removed"]])
     return 0

@@ -87,6 +87,24 @@ def test_the_bundle_opens_network_connections(built, tmp_path):
     assert codec.stderr.startswith("kcm: ") and "cannot reach the API server" in codec.stderr
 
 
+def test_uninstall_run_from_the_installed_bundle_removes_it_last(built, tmp_path):
+    """/opt/bin/kcm uninstall removes the very bundle it runs from: it used to import a
+    module from it afterwards (ModuleNotFoundError, exit 1, /etc/kcm left behind)."""
+    target, _, _ = built
+    bundle = (target / "kcm").resolve().parent
+    install = tmp_path / "opt-bin"
+    subprocess.run([str(target / "kcm"), "install", f"--install-dir={install}",
+                    f"--from={bundle}"], env={}, check=True, capture_output=True)
+    conf = make_conf(tmp_path / "conf", {"dataplane": (True, ["0"])})
+    result = subprocess.run([str(install / "kcm"), "uninstall", f"--conf-dir={conf}",
+                             f"--install-dir={install}", "-o", "json"],
+                            env={}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    removed = json.loads(result.stdout)["removed"]
+    assert str(conf) in removed and str(install / "kcm") in removed
+    assert not conf.exists() and os.listdir(install) == []
+
+
 KILLED_DURING_BUILD = r"""
 import ctypes, os, signal, subprocess, sys, time
 kcm, install_dir = sys.argv[1:]

@@ -61,3 +61,43 @@ def test_without_a_node_name_only_the_host_is_cleaned(kcm, tmp_path):
                      check=True)
     assert "left alone" in result.stderr
     assert not conf.exists()
+
+
+def test_uninstall_while_the_node_agents_still_run(k8s_kcm, api, tmp_path):
+    """The order an operator tries first: kcm uninstall on the node while the DaemonSet
+    still runs, then delete the cluster's objects. The agents (reconcile, node-report
+    publishing) see the directory removed: they create nothing in it and publish no
+    NodeReport again; a second uninstall finishes instead of refusing."""
+    import subprocess
+
+    from tests.conftest import KCM
+    from tests.integration.workloads import read_lines, wait_for
+
+    conf, install = prepare(k8s_kcm, api, tmp_path)
+    logs = [tmp_path / "reconcile.err", tmp_path / "node-report.err"]
+    agents = [subprocess.Popen([KCM, *argv], env=k8s_kcm.env, stdout=subprocess.PIPE,
+                               stderr=log.open("w"), text=True)
+              for log, argv in zip(logs, (
+                  ["reconcile", f"--conf-dir={conf}", "--interval=0.05"],
+                  ["node-report", f"--conf-dir={conf}", "--publish", "--interval=0.05"]),
+                  strict=True)]
+    try:
+        for agent in agents:
+            read_lines(agent, 1)  # each has made a pass
+        k8s_kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={install}", check=True)
+        assert api.store.get("kcm.dev", "nodereports", "node-1") is None
+        # Each agent says once that it holds off (between passes that keep running).
+        for log in logs:
+            wait_for(lambda log=log: "holds no pools" in log.read_text())
+        assert not conf.exists()
+        assert api.store.get("kcm.dev", "nodereports", "node-1") is None
+    finally:
+        for agent in agents:
+            agent.terminate()
+            agent.wait(10)
+    # What an agent of an older kcm could still leave: the lock file alone.
+    conf.mkdir()
+    (conf / "lock").write_text("")
+    again = k8s_kcm.run("uninstall", f"--conf-dir={conf}", f"--install-dir={install}",
+                        check=True)
+    assert str(conf) in json.loads(again.stdout)["removed"] and not conf.exists()
