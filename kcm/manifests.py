@@ -461,6 +461,9 @@ def node_daemonset(settings: Settings) -> dict:
                    ports=[{"name": "metrics", "containerPort": METRICS_PORT,
                            "protocol": "TCP"}]),
     ]
+    # The node report shows what enforcement achieved: it reads the host's cgroups.
+    containers[-1]["volumeMounts"].append({"name": "host-cgroup", "mountPath": HOST_CGROUP,
+                                           "readOnly": True})
     selector = {"app.kubernetes.io/name": "kcm", "app.kubernetes.io/component": "node-agent"}
     spec = _pod_spec(settings, containers, init_containers, install=True)
     spec["volumes"].append({"name": "host-cgroup",

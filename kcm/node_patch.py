@@ -3,7 +3,7 @@ and the taint. Pure functions over Node objects as dicts; the commands send the
 results (discover adds, uninstall removes, doctor compares, cluster-init waits)."""
 
 from kcm.model import Config
-from kcm.names import NODE_LABEL, NODE_TAINT, pool_of_resource, resource_name
+from kcm.names import NODE_LABEL, NODE_SELECTOR, NODE_TAINT, pool_of_resource, resource_name
 
 
 def wanted_capacity(config: Config, prefix: str) -> dict[str, str]:
@@ -37,8 +37,11 @@ def label_patch(node: dict, present: bool) -> dict | None:
     labels = (node.get("metadata") or {}).get("labels") or {}
     if present and labels.get(NODE_LABEL) != "true":
         return {"metadata": {"labels": {NODE_LABEL: "true"}}}
-    if not present and NODE_LABEL in labels:
-        return {"metadata": {"labels": {NODE_LABEL: None}}}
+    if not present:
+        # kcm's own label, and the one that selects the node for kcm's DaemonSet (which
+        # the controller then takes off the node).
+        gone = {key: None for key in (NODE_LABEL, NODE_SELECTOR[0]) if key in labels}
+        return {"metadata": {"labels": gone}} if gone else None
     return None
 
 

@@ -65,7 +65,7 @@ def clean_node(client, name: str, prefix: str) -> list[str]:
         unlabel = label_patch(node, present=False)
         if unlabel:
             client.patch(NODE, name, unlabel)
-            removed.append(f"label {NODE_LABEL}")
+            removed += [f"label {key}" for key in unlabel["metadata"]["labels"]]
 
         def drop_taint(current: dict) -> dict | None:
             update = taint_update(current, present=False)

@@ -110,6 +110,9 @@ def test_the_daemonset_runs_the_steps_with_minimal_host_access(kcm):
     assert writable == {"init": ["/etc/kcm"], "install": ["/opt/bin"], "discover": [],
                         "reconcile": ["/etc/kcm"], "node-report": [],
                         "enforce": ["/etc/kcm", "/host/proc-rw", "/sys/fs/cgroup"]}
+    cgroups = {c["name"] for c in containers_of(daemonset)
+               if any(m["mountPath"] == "/sys/fs/cgroup" for m in c["volumeMounts"])}
+    assert cgroups == {"enforce", "node-report"}  # node-report reads what enforce achieved
     for container in containers_of(daemonset):
         assert container["command"] == ["kcm"]
         assert container["args"][0] in ("init", "install", "discover", "reconcile", "enforce",

@@ -17,7 +17,9 @@ def prepare(k8s_kcm, api, tmp_path):
     k8s_kcm.run("install", f"--install-dir={install}",
                 f"--from={fake_bundle(tmp_path / 'bundle')}", check=True)
     api.store.put(BUILTIN[-1], node_report_crd())
-    add_node(api, "node-1", spec={"taints": [{"key": "other", "effect": "NoSchedule"}]})
+    add_node(api, "node-1", spec={"taints": [{"key": "other", "effect": "NoSchedule"}]},
+             metadata={"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1",
+                                                    "kcm.dev/enabled": "true"}})
     k8s_kcm.run("discover", f"--conf-dir={conf}", "--taint", check=True)
     k8s_kcm.run("node-report", f"--conf-dir={conf}", "--publish", check=True)
     return conf, install
@@ -45,7 +47,8 @@ def test_removes_everything_and_twice_is_fine(k8s_kcm, api, tmp_path):
     node = api.store.get("", "nodes", "node-1")
     assert "kcm.dev/dataplane-cores" not in node["status"]["capacity"]
     assert node["status"]["capacity"]["cpu"] == "2"
-    assert "kcm.dev/node" not in node["metadata"]["labels"]
+    assert "label kcm.dev/enabled" in removed  # cluster-init's: selects the DaemonSet's nodes
+    assert node["metadata"]["labels"] == {"kubernetes.io/hostname": "node-1"}
     assert node["spec"]["taints"] == [{"key": "other", "effect": "NoSchedule"}]
     assert api.store.get("kcm.dev", "nodereports", "node-1") is None
     assert not conf.exists() and not (install / "kcm").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KCM, private_host
+from tests.conftest import KCM, private_host, require_or_skip
 from tests.k8s_real.control_plane import ControlPlane, missing
 
 pytestmark = pytest.mark.real_k8s
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.real_k8s
 
 @pytest.fixture(scope="session")
 def cluster():
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
+    require_or_skip(missing())
     # etcd's data on tmpfs where there is one: its fsyncs cost nothing there.
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     base = Path(tempfile.mkdtemp(prefix="kcm-k8s-", dir=shm))
