@@ -162,6 +162,7 @@ def patch_for(pod: dict, settings: WorkloadSettings) -> list[dict]:
                 annotation_only and key == "containers")
             if uses:
                 ops += _container_ops(f"/spec/{key}/{index}", container, settings)
+                ops += _root_ops(f"/spec/{key}/{index}", container, spec)
     if "annotations" not in metadata:
         ops.append({"op": "add", "path": "/metadata/annotations",
                     "value": {MUTATED_ANNOTATION: "true"}})
@@ -169,6 +170,21 @@ def patch_for(pod: dict, settings: WorkloadSettings) -> list[dict]:
         ops.append({"op": "add", "path": f"/metadata/annotations/{_escape(MUTATED_ANNOTATION)}",
                     "value": "true"})
     return ops
+
+
+def _root_ops(path: str, container: dict, spec: dict) -> list[dict]:
+    """``kcm isolate`` writes the configuration directory (a root-owned hostPath), so the
+    container runs as root (uid 0; its capabilities stay as the pod sets them) unless the
+    pod or the container chose a user, or asked for a non-root one: that choice stands,
+    and isolate then says it cannot open the lock file."""
+    chosen = ("runAsUser", "runAsNonRoot")
+    pod_context = spec.get("securityContext") or {}
+    context = container.get("securityContext")
+    if any(key in pod_context for key in chosen) or any(key in (context or {}) for key in chosen):
+        return []
+    if context is None:
+        return [{"op": "add", "path": f"{path}/securityContext", "value": {"runAsUser": 0}}]
+    return [{"op": "add", "path": f"{path}/securityContext/runAsUser", "value": 0}]
 
 
 def _volumes(settings: WorkloadSettings) -> list[dict]:

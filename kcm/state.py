@@ -448,6 +448,20 @@ class ConfigDir:
                 time.sleep(0.05)
         return True
 
+    def retire(self) -> bool:
+        """Take the pools away in one rename (under the lock), the first step of removing
+        the directory: from then on every command sees it removed (``removed``). False
+        when there were none."""
+        with self.locked():
+            try:
+                os.rename(self._join("pools"), self._join(f"{TMP_PREFIX}retired-pools"))
+            except FileNotFoundError:
+                return False
+            except OSError as error:
+                raise ConfigError(f"cannot remove {self._join('pools')}: "
+                                  f"{error.strerror}") from None
+        return True
+
     def only_remains(self) -> bool:
         """True when the directory holds nothing but what kcm's commands leave in a
         removed directory (its lock file, crash debris): kcm's own, to remove."""
@@ -542,7 +556,9 @@ class ConfigDir:
 
 
 def _is_kcm_remains(name: str) -> bool:
-    return name == "lock" or name.startswith(TMP_PREFIX)
+    """What a directory whose pools are gone may still hold of kcm's: the lock file, the
+    IRQ record, retired pools and crash debris."""
+    return name in ("lock", IRQ_RECORD) or name.startswith(TMP_PREFIX)
 
 
 def _planned_place(cpus: CpuSet, sockets: dict[int, int] | None) -> tuple[str, list[int]]:
@@ -611,7 +627,9 @@ def _open_lock(lock_path: str, shared: bool) -> int:
                 return os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW)
             except OSError:
                 pass
-        raise ConfigError(f"cannot open lock file {lock_path}: {error.strerror}") from None
+        hint = (" (the configuration directory is root's: a container that runs kcm isolate "
+                "runs as root, which the webhook sets)" if error.errno == errno.EACCES else "")
+        raise ConfigError(f"cannot open lock file {lock_path}: {error.strerror}{hint}") from None
 
 
 _WARNED: set[str] = set()

@@ -55,7 +55,9 @@ build() {
     local todo=() binary
     for binary in "${K8S_BINARIES[@]}"; do [ -x "$BIN/$binary" ] || todo+=("$binary"); done
     [ ${#todo[@]} = 0 ] && [ -x "$BIN/etcd" ] && return 0
-    local work=$CACHE/build mirror
+    local work=$CACHE/build mirror step=0 steps=$((${#todo[@]} + 3))
+    progress() { step=$((step + 1)); echo "k8s-real: [$step/$steps] $* ($(date +%T))" >&2; }
+    progress "fetching Debian's kubernetes source, Go 1.19 and etcd"
     rm -rf "$work"
     mkdir -p "$work/apt/lists/partial" "$work/apt/parts" "$work/debs" "$work/root" "$work/go/src/k8s.io"
     command -v rsync >/dev/null || apt-get install -y -qq rsync >/dev/null
@@ -68,6 +70,7 @@ build() {
     echo "deb-src $mirror ${VERSION_CODENAME:-bookworm} main" > "$work/apt/sources.list"
     local apt=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=$work/apt/parts"
                -o "Dir::State::Lists=$work/apt/lists")
+    apt-get update -qq  # the machine's own lists, for Go and etcd (a new machine has none)
     apt-get "${apt[@]}" update -qq
     (cd "$work" && apt-get "${apt[@]}" source --download-only -qq "$K8S_SOURCE" 2>/dev/null)
     # Go 1.19, etcd and reflect2 1.0.2 (the vendored one breaks with Go >= 1.18), unpacked only.
@@ -96,6 +99,7 @@ build() {
         KUBE_GIT_TREE_STATE=clean KUBE_GIT_COMMIT=$K8S_COMMIT
     export PATH=$GOROOT/bin:$PATH
     cd "$work/go/src/k8s.io/kubernetes"
+    progress "generating the OpenAPI definitions"
     make gen_openapi > "$work/gen_openapi.log" 2>&1 || { tail -20 "$work/gen_openapi.log" >&2; exit 1; }
     local flags="-s -w" package
     for package in k8s.io/kubernetes/pkg/version k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version \
@@ -104,7 +108,9 @@ build() {
         flags+=" -X $package.gitTreeState=clean -X $package.gitCommit=$K8S_COMMIT"
         flags+=" -X $package.buildDate=2021-01-13T13:20:00Z"
     done
+    progress "unpacked and patched; building ${todo[*]} in one Go build cache"
     for binary in "${todo[@]}"; do
+        progress "building $binary"
         go build -ldflags "$flags" -o "$BIN/.$binary.tmp" "./cmd/$binary"
         mv "$BIN/.$binary.tmp" "$BIN/$binary"
     done

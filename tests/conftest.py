@@ -19,10 +19,19 @@ if "KCM_FUZZ_EXAMPLES" not in os.environ:
 KCM = str(Path(sys.executable).with_name("kcm"))
 CMK = str(Path(sys.executable).with_name("cmk"))
 GUEST_TEST = "test_other_kernel.py::"
+NODE_TESTS = "tests/k8s_node/"
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they do
 def pytest_collection_modifyitems(config, items):
-    """The kernel-VM test last, its guest booted now: it runs beside the rest."""
+    """The kernel-VM test last, its guest booted now, and the real node's tests after
+    everything else but it, the node booted now: both come up beside the rest."""
+    node_tests = [item for item in items if item.nodeid.startswith(NODE_TESTS)]
+    if node_tests:
+        items[:] = [item for item in items if not item.nodeid.startswith(NODE_TESTS)] + node_tests
+        from tests.k8s_node.conftest import boot_early
+
+        config.kcm_node = boot_early()
     guest_tests = [item for item in items if GUEST_TEST in item.nodeid]
     if not guest_tests:
         return
@@ -34,6 +43,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
+    node = getattr(config, "kcm_node", None)
+    if node is not None and not node.stopped:  # booted, but its tests never ran
+        import shutil
+
+        node.stop()
+        shutil.rmtree(node.state.parent, ignore_errors=True)
     guest = getattr(config, "kcm_guest", None)
     if guest is not None and guest.poll() is None:
         guest.kill()

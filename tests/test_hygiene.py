@@ -21,6 +21,7 @@ HOST_PATH_HOMES = {
     "enforce/cgroup_trees.py": "makes private trees under the real cpuset hierarchy",
     "enforce/test_enforce.py": "steers the real /proc/irq (marked host_state) and restores it",
     "k8s/test_manifests.py": "checks the hostPath mounts of the manifests (text only)",
+    "k8s_node/node.py": "the real node's own kubepods cgroups, which its kubelet made",
     "test_docs.py": "rewrites the docs' host paths to a sandbox before running them",
     "unit/test_cgroups.py": "parses mountinfo text (no file is read)",
 }

@@ -102,6 +102,12 @@ def run(args) -> int:
                 report["nodeResourceTopology"] = publish_topology(client, node, report,
                                                                   args.resource_prefix)
             publish(client, node, report)
+            if conf.removed():
+                # kcm uninstall took the pools away while this pass published; it deletes
+                # the NodeReport only after that, but this write may have come later.
+                from kcm.k8s import NODE_REPORT
+
+                client.delete(NODE_REPORT, node)
         if metrics is not None:
             metrics.update(report, conf.last_lock_wait)
         emit(report, args.output, indent=indent)

@@ -99,14 +99,20 @@ def run(args) -> int:
                        f"{', '.join(map(str, alive[:10]))}); stop them or use --force")
     removed: list[str] = []
     name = args.node_name or env.node_name(None)
+    client = None
     if name:
         from kcm.k8s import KubeClient
 
-        removed += clean_node(KubeClient(), name, args.resource_prefix)
+        client = KubeClient()
+    # First the pools go (one rename): node agents still running stop touching the node
+    # and publishing for it before its objects are cleaned.
+    had_pools = os.path.isdir(os.path.join(conf.path, "pools")) and conf.retire()
+    if client is not None:
+        removed += clean_node(client, name, args.resource_prefix)
     else:
         log.warning("no node name (--node-name or NODE_NAME): the node's Kubernetes objects "
                     "are left alone")
-    if os.path.isdir(os.path.join(conf.path, "pools")):
+    if had_pools or os.path.isdir(conf.path):
         removed += restore_recorded(conf, host_proc_root())
     if conf.destroy():
         removed.append(conf.path)

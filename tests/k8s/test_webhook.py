@@ -135,6 +135,27 @@ def test_single_container_pod_gets_what_isolate_needs(webhook):
     assert mutated["metadata"]["annotations"] == {"kcm.dev/mutated": "true"}
     for forbidden in ("serviceAccountName", "tolerations", "securityContext", "hostPID"):
         assert forbidden not in mutated["spec"]
+    # kcm isolate writes the root-owned configuration directory: the container runs as
+    # root (as uid 65532, kcm's image's user, it could not open the lock file).
+    assert app["securityContext"] == {"runAsUser": 0}
+
+
+def test_a_user_the_pod_chose_stands(webhook):
+    """runAsNonRoot or a user set by the pod or the container is never overridden."""
+    chosen = [({"runAsNonRoot": True}, None), ({"runAsUser": 1000}, None),
+              (None, {"runAsUser": 1000}), (None, {"runAsNonRoot": True})]
+    for pod_context, container_context in chosen:
+        original = pod(container("app", cores=1))
+        if pod_context:
+            original["spec"]["securityContext"] = pod_context
+        if container_context:
+            original["spec"]["containers"][0]["securityContext"] = container_context
+        (app,) = apply(original, webhook.review(original))["spec"]["containers"]
+        assert app.get("securityContext") == container_context
+    capped = pod(container("app", cores=1))
+    capped["spec"]["containers"][0]["securityContext"] = {"capabilities": {"drop": ["ALL"]}}
+    (app,) = apply(capped, webhook.review(capped))["spec"]["containers"]
+    assert app["securityContext"] == {"capabilities": {"drop": ["ALL"]}, "runAsUser": 0}
 
 
 def test_only_the_containers_that_use_kcm(webhook):

@@ -4,6 +4,7 @@ from what the one before left, as an operator's session would."""
 
 import json
 import shutil
+import threading
 
 import pytest
 
@@ -13,14 +14,30 @@ from tests.k8s_node.node import Node, missing, new_base
 pytestmark = pytest.mark.real_node
 
 
+def boot_early() -> Node | None:
+    """Build the images and start the node in a thread, at the start of the session
+    (tests/conftest.py calls this when real-node tests were collected): the rest of the
+    suite runs meanwhile. None when the node cannot start here."""
+    if missing() is not None:
+        return None
+    node = Node(new_base())
+    node.boot = threading.Thread(target=node.boot_now, daemon=True)
+    node.boot.start()
+    return node
+
+
 @pytest.fixture(scope="session")
-def node():
+def node(request):
     require_or_skip(missing())
-    base = new_base()
-    node = Node(base)
+    node = getattr(request.config, "kcm_node", None) or Node(new_base())
+    base = node.state.parent
     try:
-        node.build_images()
-        node.start()
+        if node.boot is not None:
+            node.boot.join()
+        else:
+            node.boot_now()
+        if node.failure is not None:
+            raise node.failure
         yield node
     finally:
         node.stop()

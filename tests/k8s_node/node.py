@@ -9,11 +9,12 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import KCM
+from tests.conftest import KCM, private_host
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts/k8s-node.sh"
@@ -48,8 +49,19 @@ class Node:
         self.images = base / "images"
         self.conf = self.state / "host/etc-kcm"
         self.install = self.state / "host/opt-bin"
-        self.env = {**os.environ, "KCM_NODE_IMAGES": str(self.images)}
+        self.env = {**private_host(dict(os.environ), base), "KCM_NODE_IMAGES": str(self.images)}
         self.timings: dict[str, float] = {}
+        self.boot: threading.Thread | None = None
+        self.failure: BaseException | None = None
+        self.stopped = False
+
+    def boot_now(self) -> None:
+        """Images, then the node; a failure is kept for the fixture to raise."""
+        try:
+            self.build_images()
+            self.start()
+        except BaseException as error:
+            self.failure = error
 
     def build_images(self) -> None:
         started = time.monotonic()
@@ -66,8 +78,12 @@ class Node:
         self.timings["node Ready"] = time.monotonic() - started
 
     def stop(self) -> None:
+        """Stop everything the node started (after its boot thread, if any, is done)."""
+        if self.boot is not None:
+            self.boot.join()
         subprocess.run(["bash", str(SCRIPT), "stop", str(self.state)], env=self.env,
                        capture_output=True, timeout=300)
+        self.stopped = True
 
     def script(self, action: str) -> None:
         subprocess.run(["bash", str(SCRIPT), action, str(self.state)], env=self.env,

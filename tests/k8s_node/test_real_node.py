@@ -222,6 +222,81 @@ def test_reconcile_frees_the_list_of_a_sigkilled_workload(node):
     node.kubectl("delete", "pod", "victim", "-n", "default", "--wait=false")
 
 
+def test_a_pod_from_the_user_guide_is_mutated_by_the_webhook_and_pinned(node, tmp_path):
+    """docs/user.md's dataplane pod (only its request and command, kcm's image): the
+    webhook adds the mounts, the environment and root, and the pod runs pinned. On 1.20
+    the webhook is registered by the test, by URL on the node's bridge and without
+    matchConditions (1.20 has none), for the default namespace only."""
+    import base64
+    import subprocess
+
+    from kcm.certs import mint
+    from tests.conftest import KCM
+    from tests.k8s_node.node import SCRIPT
+
+    tls = mint(["10.88.0.1"], days=1)
+    for name, text in (("tls.crt", tls.cert), ("tls.key", tls.key)):
+        (tmp_path / name).write_text(text)
+    server = subprocess.Popen(
+        ["bash", str(SCRIPT), "exec", str(node.state), KCM, "webhook",
+         f"--tls-cert-file={tmp_path / 'tls.crt'}",
+         f"--tls-private-key-file={tmp_path / 'tls.key'}",
+         "--bind-address=10.88.0.1", "--secure-port=8443", f"--conf-dir={node.conf}",
+         f"--install-dir={node.install}"], env=node.env, stderr=subprocess.PIPE)
+    registration = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "kcm-test"},
+        "webhooks": [{
+            "name": "pods.kcm.dev", "sideEffects": "None", "failurePolicy": "Fail",
+            "admissionReviewVersions": ["v1"], "timeoutSeconds": 10,
+            "clientConfig": {"url": "https://10.88.0.1:8443/mutate",
+                             "caBundle": base64.b64encode(tls.ca.encode()).decode()},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}},
+        }]}
+    try:
+        wait_for(lambda: node.run("curl", "-sk", "https://10.88.0.1:8443/healthz",
+                                  check=False).returncode == 0, timeout=30)
+        node.kubectl("label", "namespace", "default", "kubernetes.io/metadata.name=default",
+                     "--overwrite")
+        node.apply(registration)
+        node.apply({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "packet-forwarder", "namespace": "default"},
+            "spec": {"terminationGracePeriodSeconds": 5, "containers": [{
+                "name": "forwarder", "image": IMAGE, "imagePullPolicy": "Never",
+                # /opt/bin/kcm in the guide: the install directory, here the test's own
+                "command": [str(node.install / "kcm"), "isolate", "--pool=dataplane", "--",
+                            "sleep", "3600"],
+                "resources": {"limits": {RESOURCE: "1", "cpu": "1", "memory": "64Mi"}}}]}})
+        wait_for(lambda: pod_phase(node, "packet-forwarder") == "Running", timeout=120)
+        pod = node.get("pod", "packet-forwarder", "-n", "default")
+        assert pod["metadata"]["annotations"]["kcm.dev/mutated"] == "true"
+        (container,) = pod["spec"]["containers"]
+        assert container["securityContext"]["runAsUser"] == 0
+        assert {"KCM_CONF_DIR", "KCM_PROC_FS", "KCM_NUM_CORES"} <= {
+            e["name"] for e in container["env"]}
+        try:
+            cpu, supervisor = holder(node)
+        except AssertionError:
+            described = node.kubectl("describe", "pod", "packet-forwarder", "-n", "default",
+                                     check=False).stdout
+            logs = node.kubectl("logs", "packet-forwarder", "-n", "default", check=False)
+            raise AssertionError(f"{described}\n{logs.stdout}{logs.stderr}\n{held(node)}"
+                                 f"\n{json.dumps(pod)}") from None
+        (sleeper,) = wait_for(lambda: children(supervisor))
+        assert affinity(sleeper) == cpu
+    finally:
+        node.kubectl("delete", "mutatingwebhookconfiguration", "kcm-test",
+                     "--ignore-not-found")
+        node.kubectl("delete", "pod", "packet-forwarder", "-n", "default", "--wait=true",
+                     "--timeout=60s", "--ignore-not-found")
+        server.terminate()
+        server.wait(10)
+    wait_for(lambda: not any(held(node).values()), timeout=60)
+
+
 def test_the_node_report_and_doctor_are_healthy(node):
     report = node.get("nodereport", NODE)
     assert report["status"]["healthy"] and report["status"]["failedChecks"] == [], report
@@ -255,7 +330,8 @@ def test_an_upgrade_keeps_the_running_workload_on_its_cpu(node):
 def test_removal_leaves_nothing_of_kcm_on_the_node_or_in_the_api(node):
     """docs/operator.md's order: the workloads go, kcm uninstall on the node, then the
     cluster's objects (the node agents, still running, leave the node alone)."""
-    node.kubectl("delete", "pod", "steady", "-n", "default", "--wait=true", "--timeout=60s")
+    node.kubectl("delete", "pod", "steady", "-n", "default", "--wait=true", "--timeout=60s",
+                 "--ignore-not-found")
     wait_for(lambda: not any(held(node).values()), timeout=60)
     uninstall = node.run(str(node.install / "kcm"), "uninstall", f"--conf-dir={node.conf}",
                          f"--install-dir={node.install}", f"--node-name={NODE}", "-o", "json")
@@ -264,7 +340,10 @@ def test_removal_leaves_nothing_of_kcm_on_the_node_or_in_the_api(node):
     wait_for(given_back, timeout=60)  # enforce, still running, holds nothing now
     manifests = node.kcm("manifests", "--no-webhook", f"--image={IMAGE}",
                          f"--conf-dir={node.conf}", f"--install-dir={node.install}").stdout
-    node.kubectl("delete", "-f", "-", "--wait=true", "--timeout=120s", input=manifests)
+    deleted = node.kubectl("delete", "-f", "-", "--wait=true", "--timeout=300s",
+                           input=manifests, check=False)
+    namespace = node.kubectl("get", "namespace", NAMESPACE, "-o", "json", check=False).stdout
+    assert deleted.returncode == 0, deleted.stderr + namespace
     wait_for(lambda: not node.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name",
                                       "--ignore-not-found").stdout.strip(), timeout=120)
     assert not Path(node.conf).exists() and not (node.install / "kcm").exists()
