@@ -1,5 +1,7 @@
-# kcm container image: the kcm CLI (from the wheel) on a slim Python base, plus the
-# self-contained bundle that `kcm install` puts on hosts for workloads without Python.
+# kcm container image: the self-contained bundle (a relocatable Python with kcm and its
+# dependencies, the binary `kcm install` puts on hosts) on busybox. The same layout as the
+# image the real-node tests build and run without a registry (scripts/k8s-node.sh images):
+# /usr/local/share/kcm/bundle, /usr/local/bin/kcm -> its launcher, user 65532, ENTRYPOINT kcm.
 # Build: docker build -t ghcr.io/kcm-project/kcm:0.2.0 .
 
 FROM python:3.11-slim AS build
@@ -10,15 +12,14 @@ COPY pyproject.toml README.md ./
 COPY kcm ./kcm
 COPY bin ./bin
 RUN python -m venv /venv \
-    && /venv/bin/pip install --no-cache-dir build==1.6.1 \
-    && /venv/bin/python -m build --wheel --outdir /dist . \
-    && /venv/bin/pip install --no-cache-dir /dist/*.whl \
+    && /venv/bin/pip install --no-cache-dir . \
     && /venv/bin/python -m kcm.bundle /bundle
 
-FROM python:3.11-slim
-COPY --from=build /dist/ /tmp/dist/
-RUN pip install --no-cache-dir /tmp/dist/*.whl && rm -rf /tmp/dist
+FROM busybox:1.36
 COPY --from=build /bundle /usr/local/share/kcm/bundle
+RUN ln -s ../share/kcm/bundle/kcm /usr/local/bin/kcm \
+    && echo 'nonroot:x:65532:65532:nonroot:/tmp:/bin/sh' >> /etc/passwd \
+    && echo 'nonroot:x:65532:' >> /etc/group
 # Non-root by default (the webhook); the node agent's pods ask for root explicitly,
 # only to write the root-owned hostPath directories, with every capability dropped.
 USER 65532:65532

@@ -46,6 +46,21 @@ def test_the_entrypoint_is_the_kcm_command(kcm):
 
 def test_base_image_and_default_image_name():
     bases = [rest for keyword, rest in instructions() if keyword == "FROM"]
-    assert all(base.startswith("python:3.11-slim") for base in bases)
+    assert bases[0].startswith("python:3.11-slim") and bases[-1].startswith("busybox:")
     assert "USER 65532:65532" in DOCKERFILE
     assert DEFAULT_IMAGE.endswith(DOCKERFILE.split("kcm:")[1].split()[0])
+
+
+def test_the_dockerfile_makes_the_image_the_node_tests_run():
+    """The image tests/k8s_node imports is built without a registry by
+    scripts/k8s-node.sh; its last stage must hold what the Dockerfile's holds."""
+    script = (ROOT / "scripts/k8s-node.sh").read_text()
+    last = DOCKERFILE[DOCKERFILE.rindex("FROM "):]
+    assert "ln -s ../share/kcm/bundle/kcm /usr/local/bin/kcm" in last
+    assert 'ln -s ../share/kcm/bundle/kcm "$rootfs/usr/local/bin/kcm"' in script
+    assert f'"$rootfs{DEFAULT_BUNDLE}"' in script.replace("/usr/local/share/kcm/bundle",
+                                                           DEFAULT_BUNDLE)
+    assert "--user 65532:65532" in script and "USER 65532:65532" in last
+    assert """--entrypoint '["kcm"]' --cmd '["--help"]'""" in script
+    assert 'ENTRYPOINT ["kcm"]' in last and 'CMD ["--help"]' in last
+    assert "65532:65532:nonroot" in script and "65532:65532:nonroot" in last
