@@ -354,3 +354,49 @@ def test_removal_leaves_nothing_of_kcm_on_the_node_or_in_the_api(node):
     crds = node.kubectl("get", "crd", "-o", "name").stdout
     assert "kcm.dev" not in crds
     wait_for(given_back, timeout=60)
+
+
+def test_helm_install_upgrade_and_uninstall_keep_the_workload_and_leave_nothing(node):
+    """docs/operator.md's Helm path on the same node, after the removal above: label the
+    node, helm install, a pinned workload, helm upgrade to a new image with it running
+    (it keeps its CPU), then kcm uninstall and helm uninstall."""
+    from tests.k8s_node.node import ROOT
+
+    chart = str(ROOT / "deploy/helm/kcm")
+    values = ["--set", f"confDir={node.conf},installDir={node.install},numDpCores=1,"
+              "numCpCores=0,reconcileInterval=2,reportInterval=5,webhook.enabled=false,"
+              "nodeResourceTopology=true"]
+    node.kubectl("label", "node", NODE, "kcm.dev/enabled=true")
+    node.run("helm", "install", "kcm", chart, "--namespace", NAMESPACE, "--create-namespace",
+             "--set", f"image={IMAGE}", *values, "--wait", "--timeout", "180s")
+    wait_for(lambda: capacity(node).get(RESOURCE) == "1", timeout=60)
+    # The NodeResourceTopology too: the pool's CPU lists per NUMA zone.
+    topology = wait_for(lambda: node.kubectl("get", "noderesourcetopologies", NODE, "-o",
+                                             "json", check=False).stdout, timeout=60)
+    assert RESOURCE in topology
+    node.apply(workload_pod(node, "helm-steady", ["sleep", "3600"]))
+    wait_for(lambda: pod_phase(node, "helm-steady") == "Running", timeout=120)
+    cpu, supervisor = holder(node)
+    (sleeper,) = wait_for(lambda: children(supervisor))
+    newer = "kcm.local/kcm:0.2.0-upgrade"  # tagged by the upgrade test above
+    node.run("helm", "upgrade", "kcm", chart, "--namespace", NAMESPACE,
+             "--set", f"image={newer}", *values, "--wait", "--timeout", "180s")
+    wait_for(lambda: all(c["image"] == newer for p in node.get(
+        "pods", "-n", NAMESPACE)["items"] for c in p["spec"]["containers"]), timeout=120)
+    assert held(node)[cpu] == [supervisor] and affinity(sleeper) == cpu
+    wait_for(lambda: enforced(cpu, cgroup_of(sleeper)), timeout=60)
+    node.kubectl("delete", "pod", "helm-steady", "-n", "default", "--wait=true",
+                 "--timeout=60s")
+    wait_for(lambda: not any(held(node).values()), timeout=60)
+    node.run(str(node.install / "kcm"), "uninstall", f"--conf-dir={node.conf}",
+             f"--install-dir={node.install}", f"--node-name={NODE}")
+    node.run("helm", "uninstall", "kcm", "--namespace", NAMESPACE, "--wait",
+             "--timeout", "180s")
+    wait_for(lambda: not node.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name",
+                                      "--ignore-not-found").stdout.strip(), timeout=120)
+    status = node.get("node", NODE)
+    assert not any(key.startswith("kcm.dev/") for key in status["status"]["capacity"])
+    assert not any(key.startswith("kcm.dev/") for key in status["metadata"]["labels"])
+    assert "kcm.dev" not in node.kubectl("get", "crd", "-o", "name").stdout
+    assert not node.conf.exists() and not (node.install / "kcm").exists()
+    wait_for(given_back, timeout=60)
