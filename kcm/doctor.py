@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from kcm import jsontext
 from kcm.cpuset import format_cpulist, parse_cpulist
 from kcm.errors import ConfigMissing, CpuListError, KcmError, LockTimeout
 from kcm.names import GROUP, NODE_LABEL
@@ -111,10 +110,6 @@ def healthy(findings: list[Finding]) -> bool:
 
 def as_document(findings: list[Finding]) -> dict:
     return {"healthy": healthy(findings), "checks": [f._asdict() for f in findings]}
-
-
-def as_json(findings: list[Finding]) -> str:
-    return jsontext.dumps(as_document(findings), 2)
 
 
 def as_text(findings: list[Finding]) -> str:

@@ -11,7 +11,16 @@ import os
 
 from kcm.errors import InputError
 from kcm.inputs import seconds, whole_number
-from kcm.names import DEFAULT_CONF_DIR, HOST_PROC, KUBELET_CPU_MANAGER_STATE
+from kcm.names import (
+    CONF_DIR_VARIABLE,
+    CRASH_AT_VARIABLE,
+    DEFAULT_CONF_DIR,
+    HOST_PROC,
+    KUBELET_CPU_MANAGER_STATE,
+    NUM_CORES_VARIABLE,
+    PROC_FS_VARIABLE,
+    RECONCILE_SLEEP_VARIABLE,
+)
 
 TYPE_CHECKING = False  # the topology reader is imported only when a command needs it
 if TYPE_CHECKING:
@@ -25,10 +34,10 @@ DEFAULT_STOP_GRACE = 10.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 VARIABLES = {
-    "KCM_CONF_DIR": f"default for --conf-dir ({DEFAULT_CONF_DIR})",
-    "KCM_PROC_FS": f"the host's procfs ({DEFAULT_PROC_FS}; in a container e.g. {HOST_PROC}); "
-                   "commands that judge whether a task lives refuse a procfs that is not "
-                   "the host's",
+    CONF_DIR_VARIABLE: f"default for --conf-dir ({DEFAULT_CONF_DIR})",
+    PROC_FS_VARIABLE: f"the host's procfs ({DEFAULT_PROC_FS}; in a container e.g. "
+                      f"{HOST_PROC}); commands that judge whether a task lives refuse a "
+                      "procfs that is not the host's",
     "KCM_SYSFS": f"sysfs root for topology discovery ({DEFAULT_SYSFS})",
     "KCM_CGROUP_ROOT": "default for --cgroup-root of enforce, node-report and doctor (the "
                        "kubelet's kubepods.slice or kubepods)",
@@ -36,9 +45,9 @@ VARIABLES = {
                          f"({KUBELET_CPU_MANAGER_STATE})",
     "KCM_LOCK_TIMEOUT": f"seconds to wait for the configuration lock ({DEFAULT_LOCK_TIMEOUT:g}; "
                         "0 = do not wait; at most a week)",
-    "KCM_NUM_CORES": "default for isolate --num-cores (1)",
+    NUM_CORES_VARIABLE: "default for isolate --num-cores (1)",
     "KCM_LOG_LEVEL": f"{', '.join(LOG_LEVELS)} (INFO)",
-    "KCM_RECONCILE_SLEEP_TIME": "default for reconcile --interval (unset: run once)",
+    RECONCILE_SLEEP_VARIABLE: "default for reconcile --interval (unset: run once)",
     "KCM_STOP_GRACE": "seconds kcm isolate gives what is left of a workload, once its main "
                       "process has exited, between SIGTERM and SIGKILL "
                       f"({DEFAULT_STOP_GRACE:g}; 0 = SIGKILL at once)",
@@ -47,12 +56,12 @@ VARIABLES = {
     "KCM_BUNDLE_DIR": "the bundle kcm install copies (see kcm install --help)",
     "KCM_SERVICE_ACCOUNT_DIR": "the in-cluster service account files "
                                "(/var/run/secrets/kubernetes.io/serviceaccount)",
-    "KCM_CRASH_AT": "tests only: POINT:N kills kcm with SIGKILL at the Nth pass of a crash "
-                    "point of its durable writes (see kcm/durable.py)",
+    CRASH_AT_VARIABLE: "tests only: POINT:N kills kcm with SIGKILL at the Nth pass of a "
+                       "crash point of its durable writes (see kcm/durable.py)",
 }
 
 
-CMK_NAMES = {"KCM_PROC_FS": "CMK_PROC_FS", "KCM_NUM_CORES": "CMK_NUM_CORES",
+CMK_NAMES = {PROC_FS_VARIABLE: "CMK_PROC_FS", NUM_CORES_VARIABLE: "CMK_NUM_CORES",
              "KCM_LOCK_TIMEOUT": "CMK_LOCK_TIMEOUT", "KCM_LOG_LEVEL": "CMK_LOG_LEVEL"}
 """CMK's names for the same settings, read where the KCM_ name is unset (a drop-in for
 CMK's workloads and scripts)."""
@@ -79,11 +88,11 @@ def conf_dir(flag: str | None) -> str:
         if not flag:
             raise InputError("--conf-dir must not be empty")
         return flag
-    return os.environ.get("KCM_CONF_DIR") or DEFAULT_CONF_DIR
+    return os.environ.get(CONF_DIR_VARIABLE) or DEFAULT_CONF_DIR
 
 
 def proc_fs() -> str:
-    return _get("KCM_PROC_FS") or DEFAULT_PROC_FS
+    return _get(PROC_FS_VARIABLE) or DEFAULT_PROC_FS
 
 
 def sysfs() -> str:
@@ -105,7 +114,7 @@ def lock_timeout() -> float:
 
 
 def num_cores() -> int | None:
-    text, source = _lookup("KCM_NUM_CORES")
+    text, source = _lookup(NUM_CORES_VARIABLE)
     return whole_number(text, source, minimum=1) if text else None
 
 
@@ -121,8 +130,8 @@ def check_log_level() -> None:
 
 
 def reconcile_sleep_time() -> float | None:
-    text = _get("KCM_RECONCILE_SLEEP_TIME")
-    return seconds(text, "KCM_RECONCILE_SLEEP_TIME") if text else None
+    text = _get(RECONCILE_SLEEP_VARIABLE)
+    return seconds(text, RECONCILE_SLEEP_VARIABLE) if text else None
 
 
 def stop_grace() -> float:
@@ -139,11 +148,11 @@ def api_retry_seconds() -> float:
 
 def crash_at() -> tuple[str, int] | None:
     """KCM_CRASH_AT as (crash point, pass number), or None."""
-    text = _get("KCM_CRASH_AT")
+    text = _get(CRASH_AT_VARIABLE)
     if not text:
         return None
     point, _, count = text.partition(":")
-    return point, whole_number(count or "1", "KCM_CRASH_AT", 1)
+    return point, whole_number(count or "1", CRASH_AT_VARIABLE, 1)
 
 
 def bundle_dir() -> str | None:

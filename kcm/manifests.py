@@ -15,6 +15,7 @@ from kcm import __version__
 from kcm.mutate import workload_condition
 from kcm.names import (
     APP_NAME,
+    CONF_DIR_VARIABLE,
     DEFAULT_CONF_DIR,
     DEFAULT_IMAGE,
     DEFAULT_INSTALL_DIR,
@@ -26,6 +27,8 @@ from kcm.names import (
     NODE_TAINT,
     NRT_GROUP,
     NRT_PLURAL,
+    PROC_FS_VARIABLE,
+    RECONCILE_SLEEP_VARIABLE,
 )
 from kcm.yamltext import dumps_all
 
@@ -315,8 +318,8 @@ def _mounts(settings: Settings, conf_writable: bool, install: bool = False) -> l
 
 
 def _env(settings: Settings, node_name: bool = False) -> list[dict]:
-    env = [{"name": "KCM_CONF_DIR", "value": settings.conf_dir},
-           {"name": "KCM_PROC_FS", "value": HOST_PROC}]
+    env = [{"name": CONF_DIR_VARIABLE, "value": settings.conf_dir},
+           {"name": PROC_FS_VARIABLE, "value": HOST_PROC}]
     if node_name:
         env.append({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     return env
@@ -364,8 +367,8 @@ def _enforce_container(settings: Settings) -> dict:
                            ["enforce", f"--conf-dir={settings.conf_dir}",
                             f"--interval={_number(settings.reconcile_interval)}"],
                            conf_writable=True)
-    container["env"] = [{"name": "KCM_CONF_DIR", "value": settings.conf_dir},
-                        {"name": "KCM_PROC_FS", "value": ENFORCE_PROC}]
+    container["env"] = [{"name": CONF_DIR_VARIABLE, "value": settings.conf_dir},
+                        {"name": PROC_FS_VARIABLE, "value": ENFORCE_PROC}]
     container["securityContext"] = {**_NODE_SECURITY,
                                     "capabilities": {"drop": ["ALL"], "add": ["SYS_NICE"]}}
     container["volumeMounts"] = [
@@ -627,7 +630,7 @@ def step_objects(settings: Settings, step: str) -> list[dict]:
                  "metadata": _meta("kcm-discover", settings, "discover"),
                  "spec": _pod_spec(settings, [container], restart="Never")}]
     if step == "reconcile":
-        sleep = [{"name": "KCM_RECONCILE_SLEEP_TIME",
+        sleep = [{"name": RECONCILE_SLEEP_VARIABLE,
                   "value": _number(settings.reconcile_interval)}]
         container = _container(settings, "kcm-reconcile",
                                ["reconcile", f"--conf-dir={settings.conf_dir}"],

@@ -22,12 +22,15 @@ from __future__ import annotations
 from collections import namedtuple
 
 from kcm.names import (
+    CONF_DIR_VARIABLE,
     DEFAULT_CONF_DIR,
     DEFAULT_INSTALL_DIR,
     GROUP,
     HOST_PROC,
     MUTATED_ANNOTATION,
+    NUM_CORES_VARIABLE,
     POOL_ANNOTATION,
+    PROC_FS_VARIABLE,
     is_kcm_resource,
     pool_of_resource,
 )
@@ -210,11 +213,11 @@ def _container_ops(path: str, container: dict, settings: WorkloadSettings) -> li
             ops.append({"op": "add", "path": f"{path}/volumeMounts", "value": new_mounts})
     else:
         ops += [{"op": "add", "path": f"{path}/volumeMounts/-", "value": m} for m in new_mounts]
-    env = [{"name": "KCM_CONF_DIR", "value": settings.conf_dir},
-           {"name": "KCM_PROC_FS", "value": HOST_PROC}]
+    env = [{"name": CONF_DIR_VARIABLE, "value": settings.conf_dir},
+           {"name": PROC_FS_VARIABLE, "value": HOST_PROC}]
     cores = num_cores(container, settings.resource_prefix)
     if cores is not None:
-        env.append({"name": "KCM_NUM_CORES", "value": str(cores)})
+        env.append({"name": NUM_CORES_VARIABLE, "value": str(cores)})
     defined = {variable.get("name") for variable in container.get("env") or []}
     new_env = [variable for variable in env if variable["name"] not in defined]
     if "env" not in container:

@@ -67,3 +67,12 @@ MIN_KUBERNETES_FOR_WEBHOOK = (1, 28)
 """The oldest Kubernetes whose API server applies the webhook's ``matchConditions`` by
 default (beta in 1.28, GA in 1.30; alpha and off in 1.27). An older server drops the
 field and sends every pod in the cluster to a webhook that fails closed."""
+
+
+# The environment variables that more than one module names (read in kcm/env.py, set in
+# the manifests and by the webhook); every other KCM_* variable is named in env.py alone.
+CONF_DIR_VARIABLE = "KCM_CONF_DIR"
+PROC_FS_VARIABLE = "KCM_PROC_FS"
+NUM_CORES_VARIABLE = "KCM_NUM_CORES"
+RECONCILE_SLEEP_VARIABLE = "KCM_RECONCILE_SLEEP_TIME"
+CRASH_AT_VARIABLE = "KCM_CRASH_AT"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from kcm import __version__, env
 from kcm.names import (
+    CRASH_AT_VARIABLE,
     DEFAULT_CONF_DIR,
     DEFAULT_IMAGE,
     DEFAULT_INSTALL_DIR,
@@ -165,7 +166,7 @@ def _environment_help() -> str:
 
     lines = ["environment:"]
     for name, meaning in env.VARIABLES.items():
-        if name != "KCM_CRASH_AT":
+        if name != CRASH_AT_VARIABLE:
             lines += textwrap.wrap(meaning, 76, initial_indent=f"  {name}: ",
                                    subsequent_indent="      ")
     lines += ["", "Options go after the command's name (kcm isolate --pool=P -- CMD); "

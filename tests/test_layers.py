@@ -100,3 +100,14 @@ def test_kcm_environment_variables_are_read_only_in_env():
             continue
         text = path.read_text()
         assert not re.search(r"environ(\.get)?\(?\[?[\"']KCM_|getenv\([\"']KCM_", text), path
+
+
+def test_every_kcm_variable_is_spelt_in_one_module():
+    """A KCM_* variable kcm reads is named by one module: env.py, or names.py for the few
+    that others set too (manifests, the webhook); everyone else imports the name."""
+    from kcm.env import VARIABLES
+
+    for name in VARIABLES:
+        spelt = sorted(path.name for path in KCM.rglob("*.py") if path.name != "helptext.py"
+                       and re.search(rf"[\"']{name}[\"']", path.read_text()))
+        assert len(spelt) == 1 and spelt[0] in ("env.py", "names.py"), (name, spelt)

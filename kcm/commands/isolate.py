@@ -8,6 +8,7 @@ from kcm.cpuset import CpuSet, format_cpulist
 from kcm.env import read_cpu_siblings, read_node_topology
 from kcm.errors import KcmError
 from kcm.model import Task, split_place
+from kcm.names import NUM_CORES_VARIABLE
 from kcm.procfs import Liveness, host_proc_root, self_stat
 from kcm.selection import Request, grant, lists_overlapping, release, shared_pools
 from kcm.state import ConfigDir, conf_dir_from
@@ -75,7 +76,7 @@ def _acquire(conf: ConfigDir, request: Request, task: Task, root: str) -> tuple[
     for name in reclaimed:
         log.info(f"reclaimed pool {request.pool} CPU list {name} from dead tasks")
     if request.num_cores > 1 and not request.explicit_num_cores and len(held) == 1:
-        log.warning(f"KCM_NUM_CORES={request.num_cores} is ignored: pool {request.pool} is "
+        log.warning(f"{NUM_CORES_VARIABLE}={request.num_cores} is ignored: pool {request.pool} is "
                     "shared (one CPU list per task)")
     return cpus, held
 
