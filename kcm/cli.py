@@ -14,7 +14,7 @@ import os
 import sys
 
 from kcm import __version__, env
-from kcm.errors import KcmError
+from kcm.errors import KcmError, one_line
 
 TYPE_CHECKING = False  # collections.abc costs ~3 ms on the isolate start-up path
 if TYPE_CHECKING:
@@ -142,13 +142,6 @@ def _privilege_hint(message: str) -> str:
     return ROOT_HINT if denied and os.geteuid() != 0 else ""
 
 
-def one_line(message: str) -> str:
-    """An error message as one line: control characters (a newline in a path) escaped."""
-    if message.isprintable():
-        return message
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-
-
 def launched() -> NoReturn:
     """The bundle's entry point: its launcher passes the name it was run by first
     (``sys.argv[1]``); run as ``cmk`` (kcm install's second link) it speaks CMK's command
@@ -157,7 +150,7 @@ def launched() -> NoReturn:
     if name.rpartition("/")[2] == "cmk":
         from kcm.cmk import main as cmk_main
 
-        exit_after(cmk_main(), sys.argv[1:])
+        exit_after(cmk_main(main), sys.argv[1:])
     exit_after(main(), sys.argv[1:])
 
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 import sys
 
 from kcm import __version__
-from kcm.errors import InputError
+from kcm.errors import InputError, one_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CMK_VERSION = "v1.4.1"
 CMK_CONF_DIR = "/etc/cmk"
@@ -196,11 +200,9 @@ def _parse(command: str, words: list[str]) -> tuple[dict[str, str], list[str]]:
     return given, positionals
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``cmk ...``: translate, say what differs, and run kcm."""
-    from kcm.cli import main as kcm_main
-    from kcm.cli import one_line
-
+def main(kcm_main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
+    """``cmk ...``: translate, say what differs, and run kcm (``kcm_main``, the kcm
+    command's entry, given by the caller so that this module needs nothing of the CLI)."""
     words = list(sys.argv[1:] if argv is None else argv)
     if not words or words[0] in ("-h", "--help"):
         print(USAGE)

@@ -40,3 +40,10 @@ class InputError(KcmError):
 
 class ProcessError(KcmError):
     """A process could not be inspected or started."""
+
+
+def one_line(message: str) -> str:
+    """An error message as one line: control characters (a newline in a path) escaped."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)

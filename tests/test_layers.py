@@ -111,3 +111,23 @@ def test_every_kcm_variable_is_spelt_in_one_module():
         spelt = sorted(path.name for path in KCM.rglob("*.py") if path.name != "helptext.py"
                        and re.search(rf"[\"']{name}[\"']", path.read_text()))
         assert len(spelt) == 1 and spelt[0] in ("env.py", "names.py"), (name, spelt)
+
+
+def test_no_import_cycle():
+    """No module imports, even lazily, one that imports it back (directly or not)."""
+    modules = {".".join(path.relative_to(KCM.parent).with_suffix("").parts)
+               .removesuffix(".__init__"): path for path in KCM.rglob("*.py")}
+    graph = {name: (kcm_imports(path) & set(modules)) - {name, "kcm"}
+             for name, path in modules.items()}
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        for other in sorted(graph[name]):
+            assert other not in trail, " -> ".join([*trail[trail.index(other):], other])
+            if other not in done:
+                visit(other, [*trail, other])
+        done.add(name)
+
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
