@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import private_host
+from tests.integration.workloads import descendants
 
 KCM = str(Path(sys.executable).with_name("kcm"))
 MARK = "STORM_ID"
@@ -41,33 +42,6 @@ def workload_argv(rng: random.Random) -> list[str]:
         [f"trap '' TERM HUP; sleep {a} & sleep {b}"],
         [f"sleep {a}; echo done"],
     ])
-
-
-def processes() -> dict[int, tuple[int, int, str]]:
-    """PID -> (parent, start, state) of every process."""
-    found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as handle:
-                fields = handle.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        found[int(name)] = (int(fields[1]), int(fields[19]), fields[0])
-    return found
-
-
-def descendants(table: dict[int, tuple[int, int, str]], root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def mark_of(pid: int) -> str | None:
@@ -150,10 +124,8 @@ class Storm:
 
     def ours(self) -> list[int]:
         """Live processes of the storm's workloads (isolates and what they started)."""
-        table = processes()
-        return [pid for pid in descendants(table, os.getpid())
-                if table[pid][2] not in ("Z", "X") and pid not in self.reconciles
-                and mark_of(pid) is not None]
+        return [pid for pid in descendants(os.getpid())
+                if pid not in self.reconciles and mark_of(pid) is not None]
 
     def strike(self) -> None:
         targets = self.ours()

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.workloads import (
     alive,
+    descendants,
     kill_workloads,
     make_conf,
     recorded_workloads,
@@ -21,25 +22,6 @@ from tests.integration.workloads import (
 )
 
 POOLS = {"dataplane": (True, ["1"]), "infra": (False, ["0"])}
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid``, from /proc (parents, then their children)."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit() and alive(int(name)):
-            try:
-                with open(f"/proc/{name}/stat") as handle:
-                    parent = int(handle.read().rpartition(")")[2].split()[1])
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def comm(pid: int) -> str | None:

@@ -207,3 +207,22 @@ def on_a_terminal(argv: list[str], env: dict, stream: str = "stdout",
     piped = (proc.stderr if stream == "stdout" else proc.stdout).read().decode()
     assert proc.wait(timeout) == 0, piped
     return b"".join(chunks).decode().replace("\r\n", "\n"), piped
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, from /proc (parents, then their children)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and alive(int(name)):
+            try:
+                with open(f"/proc/{name}/stat") as handle:
+                    parent = int(handle.read().rpartition(")")[2].split()[1])
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
